@@ -1,0 +1,150 @@
+"""``worktree-runner`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .config import ConfigError, RunnerConfig, TestExecutionResult, load_config
+from .naming import display_name
+from .results import RunReport
+from .run import RunOptions, check_inputs, run_config, write_reports
+
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_SUCCESS", "exit_code_for", "main"]
+
+EXIT_SUCCESS = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+_SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 too; keep it to one line
+        self.exit(EXIT_BAD_INPUT, f"worktree-runner: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="worktree-runner", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="subcommand", required=True, parser_class=_Parser)
+    test = sub.add_parser("test", help="run every hypothesis in its own worktree, in parallel")
+    test.add_argument("--config", required=True, type=Path, help="YAML configuration file")
+    test.add_argument("--repo", type=Path, default=Path("."), help="git repository (default: .)")
+    test.add_argument("--max-parallel", type=_positive_int, help="override max-parallel")
+    test.add_argument("--timeout", type=_positive_float, help="override the per-hypothesis timeout (seconds)")
+    test.add_argument("--fail-fast", action="store_true", default=None, help="stop at the first failure")
+    test.add_argument("--succeed-if", choices=("all", "any"), help="override succeed-if")
+    test.add_argument("--results-json", type=Path, help="write the results JSON (schema 1) here")
+    test.add_argument("--junit", type=Path, help="write JUnit XML here")
+    test.add_argument("--logs-dir", type=Path, help="directory for one log file per hypothesis")
+    test.add_argument(
+        "--durations", type=Path, help="results JSON of an earlier run: start the longest hypotheses first"
+    )
+    test.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    return parser
+
+
+def apply_overrides(config: RunnerConfig, **overrides: object) -> RunnerConfig:
+    """A copy of ``config`` with the given (non-None) settings replaced, validated again."""
+    data = config.model_dump(by_alias=False, exclude_unset=False)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return RunnerConfig.model_validate(data)
+
+
+def progress_printer(stream: object = None) -> object:
+    out = stream or sys.stderr
+
+    def show(result: TestExecutionResult, done: int, total: int) -> None:
+        code = "" if result.exit_code is None else f", exit {result.exit_code}"
+        print(
+            f"[{done}/{total}] {display_name(result.name)}: {result.status} in {result.duration_s:.2f}s{code}",
+            file=out,  # type: ignore[arg-type]
+            flush=True,
+        )
+
+    return show
+
+
+def exit_code_for(report: RunReport) -> int:
+    signal_name = report.extra.get("signal")
+    if isinstance(signal_name, str) and signal_name in _SIGNAL_EXIT:
+        return _SIGNAL_EXIT[signal_name]
+    return EXIT_SUCCESS if report.succeeded else EXIT_FAILURE
+
+
+def _conclusion_line(report: RunReport) -> str:
+    d = report.to_dict()
+    best = f"; best: {display_name(d['best'])}" if d["best"] else ""
+    stopped = f" ({display_name(report.cancelled_by)})" if report.cancelled_by else ""
+    return (
+        f"worktree-runner: {d['conclusion']}{stopped} - passed {d['passed']}, failed {d['failed']}, "
+        f"timed out {d['timed_out']}, errors {d['errors']}, cancelled {d['cancelled']} "
+        f"in {d['duration_s']:.1f}s{best}"
+    )
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    try:
+        config = apply_overrides(
+            config,
+            max_parallel=args.max_parallel,
+            timeout=args.timeout,
+            fail_fast=args.fail_fast,
+            succeed_if=args.succeed_if,
+        )
+    except ValueError as exc:  # pydantic re-validation of CLI values
+        raise ConfigError(str(exc).splitlines()[0], source="command line") from None
+    options = RunOptions(
+        repo=args.repo,
+        results_json=args.results_json,
+        junit=args.junit,
+        logs_dir=args.logs_dir,
+        durations_file=args.durations,
+        progress=None if args.quiet else progress_printer(),  # type: ignore[arg-type]
+    )
+    durations = check_inputs(config, options, source=str(args.config))
+    report = run_config(config, options, durations=durations)
+    write_reports(report, options)
+    print(_conclusion_line(report), file=sys.stderr)
+    return exit_code_for(report)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="worktree-runner: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        if args.subcommand == "test":
+            return cmd_test(args)
+    except ConfigError as exc:
+        print(f"worktree-runner: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,359 @@
+"""Configuration and result models.
+
+The YAML file, the action's inputs and the Python API all end up in these pydantic models, so there
+is exactly one place that decides what is valid. Errors are reported as ``ConfigError`` with the
+source (file or input), the location (``hypotheses[2].ref``) and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from collections.abc import Mapping, Sequence
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "ConfigError",
+    "ExecutionSettings",
+    "Hypothesis",
+    "RunnerConfig",
+    "Status",
+    "TestExecutionResult",
+    "load_config",
+    "parse_config",
+    "split_command",
+]
+
+# Characters that never belong in a ref, a name or an env key: they only serve to hide or inject text.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ConfigError(ValueError):
+    """Bad input. ``str(err)`` is one line that names the source, the field and the problem."""
+
+    def __init__(self, message: str, *, source: str | None = None, location: str | None = None) -> None:
+        self.source = source
+        self.location = location
+        self.reason = message
+        prefix = ""
+        if source:
+            prefix += f"{source}: "
+        if location:
+            prefix += f"{location}: "
+        super().__init__(prefix + message)
+
+
+class Status(str, Enum):
+    PASSED = "passed"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+CommandSpec = str | list[str]
+
+
+def split_command(command: CommandSpec, *, what: str = "command") -> list[str]:
+    """A command as an argument vector. Strings are split with shlex; a shell never sees them."""
+    if isinstance(command, str):
+        try:
+            argv = shlex.split(command)
+        except ValueError as exc:  # unbalanced quotes
+            raise ValueError(f"{what} cannot be split into arguments: {exc}") from None
+    else:
+        argv = list(command)
+    if not argv or not argv[0]:
+        raise ValueError(f"{what} is empty")
+    for arg in argv:
+        if "\x00" in arg:
+            raise ValueError(f"{what} contains a NUL byte")
+    return argv
+
+
+def _check_command(value: CommandSpec | None, what: str) -> CommandSpec | None:
+    if value is not None:
+        split_command(value, what=what)
+    return value
+
+
+def _check_env(env: dict[str, str]) -> dict[str, str]:
+    for key, value in env.items():
+        if not _ENV_KEY.match(key):
+            raise ValueError(f"env key {key!r} is not a valid variable name")
+        if "\x00" in value:
+            raise ValueError(f"env value of {key} contains a NUL byte")
+    return env
+
+
+EnvMapping = dict[str, Annotated[str, Field(coerce_numbers_to_str=True)]]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class Hypothesis(_Model):
+    """One candidate change: a git ref, or a patch applied on top of ``base``."""
+
+    name: str = Field(min_length=1, max_length=1000)
+    ref: str | None = None
+    patch: str | None = None
+    base: str | None = None
+    command: CommandSpec | None = None
+    setup: CommandSpec | None = None
+    env: EnvMapping = Field(default_factory=dict)
+    timeout: float | None = Field(default=None, gt=0)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("name is blank")
+        if "\x00" in v:
+            raise ValueError("name contains a NUL byte")
+        return v
+
+    @field_validator("ref", "base")
+    @classmethod
+    def _ref(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not v.strip():
+            raise ValueError("ref is empty")
+        if v.startswith("-"):
+            # git would parse it as an option (`--orphan`, `-bevil` creates a branch).
+            raise ValueError(f"ref {v!r} starts with '-'; refs may not look like options")
+        if _CONTROL.search(v) or " " in v:
+            raise ValueError(f"ref {v!r} contains whitespace or control characters")
+        return v
+
+    @field_validator("patch")
+    @classmethod
+    def _patch(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or "\x00" in v):
+            raise ValueError("patch path is empty")
+        return v
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, v: CommandSpec | None) -> CommandSpec | None:
+        return _check_command(v, "command")
+
+    @field_validator("setup")
+    @classmethod
+    def _setup(cls, v: CommandSpec | None) -> CommandSpec | None:
+        return _check_command(v, "setup")
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        return _check_env(v)
+
+    @model_validator(mode="after")
+    def _ref_xor_patch(self) -> Hypothesis:
+        if (self.ref is None) == (self.patch is None):
+            raise ValueError("exactly one of 'ref' or 'patch' is required")
+        if self.base is not None and self.patch is None:
+            raise ValueError("'base' only applies to a 'patch' hypothesis")
+        return self
+
+    @property
+    def source_ref(self) -> str:
+        """The commit-ish the worktree is checked out at."""
+        return self.ref if self.ref is not None else (self.base or "HEAD")
+
+
+class ExecutionSettings(_Model):
+    """How hypotheses are run. ``RunnerConfig`` adds the hypotheses themselves."""
+
+    command: CommandSpec | None = None
+    setup: CommandSpec | None = None
+    timeout: float = Field(default=600.0, gt=0)
+    max_parallel: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=1024, alias="max-parallel")
+    fail_fast: bool = Field(default=False, alias="fail-fast")
+    succeed_if: Literal["all", "any"] = Field(default="all", alias="succeed-if")
+    env: EnvMapping = Field(default_factory=dict)
+    # Seconds between SIGTERM and SIGKILL when a hypothesis is stopped. Short, because on GitHub the
+    # whole cancellation (children, worktrees, partial outputs) must fit in the runner's 7.5 s.
+    kill_grace: float = Field(default=2.0, ge=0, le=60, alias="kill-grace")
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, v: CommandSpec | None) -> CommandSpec | None:
+        return _check_command(v, "command")
+
+    @field_validator("setup")
+    @classmethod
+    def _setup(cls, v: CommandSpec | None) -> CommandSpec | None:
+        return _check_command(v, "setup")
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        return _check_env(v)
+
+    def command_for(self, hypothesis: Hypothesis) -> list[str]:
+        spec = hypothesis.command if hypothesis.command is not None else self.command
+        if spec is None:
+            raise ValueError(f"hypothesis {hypothesis.name!r} has no command and there is no default command")
+        return split_command(spec)
+
+    def setup_for(self, hypothesis: Hypothesis) -> list[str] | None:
+        spec = hypothesis.setup if hypothesis.setup is not None else self.setup
+        return None if spec is None else split_command(spec, what="setup")
+
+    def timeout_for(self, hypothesis: Hypothesis) -> float:
+        return hypothesis.timeout if hypothesis.timeout is not None else self.timeout
+
+
+class RunnerConfig(ExecutionSettings):
+    hypotheses: list[Hypothesis] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _whole(self) -> RunnerConfig:
+        seen: dict[str, int] = {}
+        for i, hyp in enumerate(self.hypotheses):
+            if hyp.name in seen:
+                raise _LocatedError(
+                    f"hypotheses[{i}].name",
+                    f"duplicate name {hyp.name!r} (also hypotheses[{seen[hyp.name]}].name)",
+                )
+            seen[hyp.name] = i
+            if hyp.command is None and self.command is None:
+                raise _LocatedError(
+                    f"hypotheses[{i}].command", "no command here and no top-level 'command' to inherit"
+                )
+        return self
+
+
+class _LocatedError(ValueError):
+    """A whole-model check that knows which field it is about."""
+
+    def __init__(self, location: str, message: str) -> None:
+        self.location = location
+        self.message = message
+        super().__init__(message)
+
+
+def _format_location(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _from_validation_error(exc: ValidationError, source: str) -> ConfigError:
+    err = exc.errors(include_url=False)[0]
+    ctx_error = (err.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, _LocatedError):
+        return ConfigError(ctx_error.message, source=source, location=ctx_error.location)
+    # Drop pydantic's internal union/type tags (e.g. 'str', 'list[str]', 'function-after[...]').
+    loc = [p for p in err["loc"] if isinstance(p, int) or not _is_internal_tag(p)]
+    message = err["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    if err["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif err["type"] == "missing":
+        message = "required key is missing"
+    location = _format_location(loc) or None
+    extra = f"; {len(exc.errors())} problems in all" if len(exc.errors()) > 1 else ""
+    return ConfigError(message + extra, source=source, location=location)
+
+
+def _is_internal_tag(part: str) -> bool:
+    return part in {"str", "list[str]", "int", "float", "bool"} or "[" in part
+
+
+def parse_config(data: Any, *, source: str = "config") -> RunnerConfig:
+    """Validate already-loaded YAML/JSON data."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"expected a mapping at the top level, got {type(data).__name__}", source=source)
+    try:
+        return RunnerConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        raise _from_validation_error(exc, source) from None
+
+
+def parse_hypotheses(data: Any, *, source: str) -> list[Hypothesis]:
+    """Validate a bare YAML list of hypotheses (the action's inline ``hypotheses`` input)."""
+    if not isinstance(data, list):
+        raise ConfigError(f"expected a YAML list of hypotheses, got {type(data).__name__}", source=source)
+    out: list[Hypothesis] = []
+    for i, item in enumerate(data):
+        try:
+            out.append(Hypothesis.model_validate(item))
+        except ValidationError as exc:
+            err = _from_validation_error(exc, source)
+            location = f"hypotheses[{i}]" + (f".{err.location}" if err.location else "")
+            raise ConfigError(err.reason, source=source, location=location) from None
+    return out
+
+
+def load_yaml(text: str, *, source: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"invalid YAML: {where}{problem}", source=source) from None
+
+
+def load_config(path: str | os.PathLike[str]) -> RunnerConfig:
+    """Read and validate a YAML configuration file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", source=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", source=str(p)) from None
+    return parse_config(load_yaml(text, source=str(p)), source=str(p))
+
+
+class TestExecutionResult(BaseModel):
+    """What happened to one hypothesis. Field names match the results JSON."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    status: Status
+    exit_code: int | None = None
+    duration_s: float = 0.0
+    ref: str | None = None
+    commit: str | None = None
+    log_path: str | None = None
+    output_tail: str = ""
+    error: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.status is Status.PASSED
+
+    @property
+    def success(self) -> bool:  # older callers asked ``result.success``
+        return self.passed

@@ -1,0 +1,133 @@
+"""One run from configuration to report: the code path shared by the CLI and the action."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .async_test_executor import AsyncTestExecutor, ProgressCallback, WorkItem
+from .config import ConfigError, RunnerConfig, Status
+from .results import RunReport, write_junit, write_results_json
+from .scheduling import load_durations
+from .worktrees import WorktreeError, WorktreeManager, default_worktree_base
+
+__all__ = ["RunOptions", "check_inputs", "run_config", "run_config_async", "write_reports"]
+
+
+@dataclass
+class RunOptions:
+    repo: Path = Path(".")
+    results_json: Path | None = None
+    junit: Path | None = None
+    logs_dir: Path | None = None
+    durations_file: Path | None = None
+    worktree_base: Path | None = None
+    progress: ProgressCallback | None = None
+    handle_signals: bool = True
+
+
+def check_inputs(config: RunnerConfig, options: RunOptions, *, source: str = "config") -> dict[str, float]:
+    """Everything that can be checked before anything is created. Raises ConfigError.
+
+    Returns the durations read from ``options.durations_file`` (empty without one).
+    """
+    if not options.repo.is_dir():
+        raise ConfigError(f"repository directory {options.repo} does not exist", source="--repo")
+    for i, hyp in enumerate(config.hypotheses):
+        if hyp.patch is not None:
+            patch = Path(hyp.patch)
+            resolved = patch if patch.is_absolute() else options.repo / patch
+            if not resolved.is_file():
+                raise ConfigError(
+                    f"patch file {hyp.patch!r} not found (looked at {resolved})",
+                    source=source, location=f"hypotheses[{i}].patch",
+                )  # fmt: skip
+    for flag, path in (("--results-json", options.results_json), ("--junit", options.junit)):
+        if path is not None and path.is_dir():
+            raise ConfigError(f"{path} is a directory, expected a file path", source=flag)
+    if options.durations_file is not None:
+        return load_durations(options.durations_file)
+    return {}
+
+
+@contextlib.contextmanager
+def _signals_stop(executor: AsyncTestExecutor, enabled: bool) -> Iterator[list[str]]:
+    """SIGINT/SIGTERM stop the executor (children killed, worktrees removed, partial report)."""
+    received: list[str] = []
+    if not enabled:
+        yield received
+        return
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig.name)
+        executor.stop(f"cancelled by {sig.name}")
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig)
+            installed.append(sig)
+        except (RuntimeError, ValueError):  # not the main thread
+            pass
+    try:
+        yield received
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+
+
+async def run_config_async(
+    config: RunnerConfig, options: RunOptions, *, durations: dict[str, float] | None = None
+) -> RunReport:
+    """Create worktrees, run every hypothesis, clean up; returns the report (never half-done)."""
+    started = time.monotonic()
+    manager = WorktreeManager(options.repo, base=options.worktree_base)
+    try:
+        await manager.open()
+    except WorktreeError as exc:
+        raise ConfigError(str(exc), source="--repo") from None
+    logs_dir = options.logs_dir or Path(
+        tempfile.mkdtemp(prefix="worktree-runner-logs-", dir=options.worktree_base or default_worktree_base())
+    )
+    executor = AsyncTestExecutor(config, logs_dir=logs_dir, progress=options.progress, durations=durations)
+    items = [
+        WorkItem(hyp, functools.partial(manager.worktree, hyp, i, patch_root=options.repo.resolve()), i)
+        for i, hyp in enumerate(config.hypotheses)
+    ]
+    with _signals_stop(executor, options.handle_signals) as received:
+        try:
+            results = await executor.run(items)
+        finally:
+            await asyncio.shield(manager.close())
+    stopped = executor.stopped if any(r.status is Status.CANCELLED for r in results) else None
+    report = RunReport(
+        results=results,
+        succeed_if=config.succeed_if,
+        duration_s=time.monotonic() - started,
+        cancelled_by=stopped,
+    )
+    if received:
+        report.extra["signal"] = received[0]
+    report.extra["logs_dir"] = str(logs_dir)
+    return report
+
+
+def run_config(config: RunnerConfig, options: RunOptions, *, durations: dict[str, float] | None = None) -> RunReport:
+    from .aio import run_sync
+
+    return run_sync(run_config_async(config, options, durations=durations))
+
+
+def write_reports(report: RunReport, options: RunOptions) -> None:
+    if options.results_json is not None:
+        write_results_json(report, options.results_json)
+    if options.junit is not None:
+        write_junit(report, options.junit)
