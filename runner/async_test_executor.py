@@ -249,6 +249,13 @@ class AsyncTestExecutor:
         self._running.add(task)
         try:
             return await task
+        except asyncio.CancelledError:
+            # stop() can cancel the task before it ever ran; then _run_one had no chance to
+            # turn the cancellation into a result. A cancellation of the worker itself propagates.
+            current = asyncio.current_task()
+            if self._stop_reason is not None and task.cancelled() and not (current and current.cancelling()):
+                return self._cancelled_result(item)
+            raise
         finally:
             self._running.discard(task)
 
