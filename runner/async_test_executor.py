@@ -93,7 +93,9 @@ class AsyncTestExecutor:
         durations: Mapping[str, float] | None = None,
     ) -> None:
         self.config = (
-            config if isinstance(config, ExecutionSettings) else ExecutionSettings.model_validate(dict(config))
+            config
+            if isinstance(config, ExecutionSettings)
+            else ExecutionSettings.model_validate(dict(config))
         )
         self._logs_dir = Path(logs_dir) if logs_dir is not None else None
         self.progress: ProgressCallback = progress or _log_progress
@@ -125,7 +127,8 @@ class AsyncTestExecutor:
     async def execute_parallel_async(
         self,
         hypotheses: Sequence[Hypothesis | Mapping[str, Any]],
-        worktrees: Sequence[str | os.PathLike[str] | Worktree] | Mapping[str, str | os.PathLike[str] | Worktree],
+        worktrees: Sequence[str | os.PathLike[str] | Worktree]
+        | Mapping[str, str | os.PathLike[str] | Worktree],
     ) -> list[TestExecutionResult]:
         """Run each hypothesis in its worktree; results in the order of ``hypotheses``."""
         hyps = [h if isinstance(h, Hypothesis) else Hypothesis.model_validate(h) for h in hypotheses]
@@ -149,7 +152,8 @@ class AsyncTestExecutor:
     def execute_parallel(
         self,
         hypotheses: Sequence[Hypothesis | Mapping[str, Any]],
-        worktrees: Sequence[str | os.PathLike[str] | Worktree] | Mapping[str, str | os.PathLike[str] | Worktree],
+        worktrees: Sequence[str | os.PathLike[str] | Worktree]
+        | Mapping[str, str | os.PathLike[str] | Worktree],
     ) -> list[TestExecutionResult]:
         return run_sync(self.execute_parallel_async(hypotheses, worktrees))
 
@@ -165,7 +169,9 @@ class AsyncTestExecutor:
             results[item.index] = result
         return [results[item.index] for item in items]
 
-    async def iter_results(self, items: Sequence[WorkItem]) -> AsyncIterator[tuple[WorkItem, TestExecutionResult]]:
+    async def iter_results(
+        self, items: Sequence[WorkItem]
+    ) -> AsyncIterator[tuple[WorkItem, TestExecutionResult]]:
         """Yield ``(item, result)`` as hypotheses finish (then the cancelled ones)."""
         self._stop_reason = None
         queue = deque(order_by_expected_duration(items, self.durations, key=lambda it: it.hypothesis.name))
@@ -215,7 +221,9 @@ class AsyncTestExecutor:
 
     # -- internals -----------------------------------------------------------------------
 
-    def _cancelled_result(self, item: WorkItem, duration: float = 0.0, log_path: Path | None = None) -> TestExecutionResult:
+    def _cancelled_result(
+        self, item: WorkItem, duration: float = 0.0, log_path: Path | None = None
+    ) -> TestExecutionResult:
         return TestExecutionResult(
             name=item.hypothesis.name,
             status=Status.CANCELLED,
@@ -283,7 +291,9 @@ class AsyncTestExecutor:
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
-            result = self._cancelled_result(item, time.monotonic() - started, log_path if log_path.exists() else None)
+            result = self._cancelled_result(
+                item, time.monotonic() - started, log_path if log_path.exists() else None
+            )
             return result.model_copy(update={"commit": commit})
         duration = round(time.monotonic() - started, 3)
         status, error = _classify(outcome, stage, self.config.timeout_for(hyp))
@@ -292,7 +302,9 @@ class AsyncTestExecutor:
             commit=commit, log_path=str(log_path), output_tail=read_tail(log_path), error=error,
         )  # fmt: skip
 
-    async def _run_commands(self, item: WorkItem, worktree: Worktree, log_path: Path) -> tuple[CommandOutcome, str]:
+    async def _run_commands(
+        self, item: WorkItem, worktree: Worktree, log_path: Path
+    ) -> tuple[CommandOutcome, str]:
         hyp = item.hypothesis
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.timeout_for(hyp)
@@ -308,9 +320,10 @@ class AsyncTestExecutor:
             stages = [("setup", setup), ("command", command)] if setup else [("command", command)]
             outcome = CommandOutcome("exited", exit_code=0)
             stage = "command"
-            for stage, argv in stages:
+            for name, argv in stages:
                 if argv is None:
                     continue
+                stage = name
                 os.write(fd, f"+ {_quote(argv)}\n".encode())
                 outcome = await run_in_group(
                     argv, cwd=worktree.path, env=env, log_fd=fd, deadline=deadline,

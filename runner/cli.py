@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
 from .config import ConfigError, RunnerConfig, TestExecutionResult, load_config
@@ -23,7 +24,7 @@ _SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 too; keep it to one line
+    def error(self, message: str) -> NoReturn:  # argparse exits 2 too; keep it to one line
         self.exit(EXIT_BAD_INPUT, f"worktree-runner: error: {message}\n")
 
 
@@ -80,8 +81,9 @@ def progress_printer(stream: object = None) -> object:
 
     def show(result: TestExecutionResult, done: int, total: int) -> None:
         code = "" if result.exit_code is None else f", exit {result.exit_code}"
+        name = display_name(result.name)
         print(
-            f"[{done}/{total}] {display_name(result.name)}: {result.status} in {result.duration_s:.2f}s{code}",
+            f"[{done}/{total}] {name}: {result.status} in {result.duration_s:.2f}s{code}",
             file=out,  # type: ignore[arg-type]
             flush=True,
         )

@@ -11,7 +11,7 @@ import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -57,7 +57,7 @@ class ConfigError(ValueError):
         super().__init__(prefix + message)
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
     TIMEOUT = "timeout"
@@ -187,7 +187,9 @@ class ExecutionSettings(_Model):
     command: CommandSpec | None = None
     setup: CommandSpec | None = None
     timeout: float = Field(default=600.0, gt=0)
-    max_parallel: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=1024, alias="max-parallel")
+    max_parallel: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=1, le=1024, alias="max-parallel"
+    )
     fail_fast: bool = Field(default=False, alias="fail-fast")
     succeed_if: Literal["all", "any"] = Field(default="all", alias="succeed-if")
     env: EnvMapping = Field(default_factory=dict)

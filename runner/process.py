@@ -193,7 +193,9 @@ async def run_captured(
         if isinstance(exc, TimeoutError):
             return CapturedResult(124, f"{argv[0]} timed out after {timeout:g}s")
         raise
-    return CapturedResult(proc.returncode if proc.returncode is not None else -1, out.decode("utf-8", "replace"))
+    return CapturedResult(
+        proc.returncode if proc.returncode is not None else -1, out.decode("utf-8", "replace")
+    )
 
 
 def install_pidfd_watcher(loop: asyncio.AbstractEventLoop) -> bool:

@@ -139,5 +139,7 @@ def junit_tree(report: RunReport, *, suite_name: str = "worktree-runner") -> ET.
 
 def write_junit(report: RunReport, path: str | os.PathLike[str]) -> Path:
     tree = junit_tree(report)
-    data = ET.tostring(tree.getroot(), encoding="utf-8", xml_declaration=True) + b"\n"
+    root = tree.getroot()
+    assert root is not None
+    data = ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
     return write_atomic(path, data)

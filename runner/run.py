@@ -120,7 +120,9 @@ async def run_config_async(
     return report
 
 
-def run_config(config: RunnerConfig, options: RunOptions, *, durations: dict[str, float] | None = None) -> RunReport:
+def run_config(
+    config: RunnerConfig, options: RunOptions, *, durations: dict[str, float] | None = None
+) -> RunReport:
     from .aio import run_sync
 
     return run_sync(run_config_async(config, options, durations=durations))

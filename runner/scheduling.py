@@ -49,7 +49,9 @@ def load_durations(path: str | Path) -> dict[str, float]:
             raise ConfigError("expected an object", source=str(p), location=f"results[{i}]")
         name, duration = entry.get("name"), entry.get("duration_s")
         if not isinstance(name, str) or not isinstance(duration, int | float) or isinstance(duration, bool):
-            raise ConfigError("needs a string 'name' and a number 'duration_s'", source=str(p), location=f"results[{i}]")
+            raise ConfigError(
+                "needs a string 'name' and a number 'duration_s'", source=str(p), location=f"results[{i}]"
+            )
         # A cancelled or errored hypothesis says nothing about how long it takes.
         if entry.get("status") in (None, "passed", "failed", "timeout"):
             out[name] = float(duration)

@@ -45,9 +45,22 @@ hypotheses:
 
 
 def test_command_string_is_split_not_shelled() -> None:
-    cfg = parse_config({"command": "python -c 'print(1); print(2)' && rm -rf /", "hypotheses": [{"name": "a", "ref": "HEAD"}]})
+    cfg = parse_config(
+        {
+            "command": "python -c 'print(1); print(2)' && rm -rf /",
+            "hypotheses": [{"name": "a", "ref": "HEAD"}],
+        }
+    )
     # '&&' is just an argument: no shell ever sees it.
-    assert cfg.command_for(cfg.hypotheses[0]) == ["python", "-c", "print(1); print(2)", "&&", "rm", "-rf", "/"]
+    assert cfg.command_for(cfg.hypotheses[0]) == [
+        "python",
+        "-c",
+        "print(1); print(2)",
+        "&&",
+        "rm",
+        "-rf",
+        "/",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -55,19 +68,42 @@ def test_command_string_is_split_not_shelled() -> None:
     [
         ("command: x\nhypotheses: []\n", "hypotheses", "at least 1"),
         ("command: x\nbogus: 1\nhypotheses: [{name: a, ref: HEAD}]\n", "bogus", "unknown key"),
-        ("command: x\nhypotheses: [{name: a, ref: HEAD, colour: red}]\n", "hypotheses[0].colour", "unknown key"),
-        ("command: x\nhypotheses: [{name: a, ref: HEAD}, {name: a, ref: HEAD}]\n", "hypotheses[1].name", "duplicate"),
+        (
+            "command: x\nhypotheses: [{name: a, ref: HEAD, colour: red}]\n",
+            "hypotheses[0].colour",
+            "unknown key",
+        ),
+        (
+            "command: x\nhypotheses: [{name: a, ref: HEAD}, {name: a, ref: HEAD}]\n",
+            "hypotheses[1].name",
+            "duplicate",
+        ),
         ("command: x\nhypotheses: [{name: a}]\n", "hypotheses[0]", "exactly one of 'ref' or 'patch'"),
         ("command: x\nhypotheses: [{name: a, ref: HEAD, patch: p.diff}]\n", "hypotheses[0]", "exactly one"),
-        ("command: x\nhypotheses: [{name: a, ref: HEAD}, {name: b, ref: x}, {name: c, ref: --orphan}]\n",
-         "hypotheses[2].ref", "starts with '-'"),
+        (
+            "command: x\nhypotheses: [{name: a, ref: HEAD}, {name: b, ref: x}, {name: c, ref: --orphan}]\n",
+            "hypotheses[2].ref",
+            "starts with '-'",
+        ),
         ("command: x\nhypotheses: [{name: a, ref: -bevil}]\n", "hypotheses[0].ref", "starts with '-'"),
         ("hypotheses: [{name: a, ref: HEAD}]\n", "hypotheses[0].command", "no command"),
         ("command: x\ntimeout: -1\nhypotheses: [{name: a, ref: HEAD}]\n", "timeout", "greater than 0"),
-        ("command: x\nmax-parallel: 0\nhypotheses: [{name: a, ref: HEAD}]\n", "max-parallel", "greater than or equal to 1"),
-        ("command: x\nsucceed-if: most\nhypotheses: [{name: a, ref: HEAD}]\n", "succeed-if", "'all' or 'any'"),
-        ("command: \"a 'b\"\nhypotheses: [{name: a, ref: HEAD}]\n", "command", "cannot be split"),
-        ("command: x\nhypotheses: [{name: a, ref: HEAD, env: {'BAD-KEY': 1}}]\n", "hypotheses[0].env", "BAD-KEY"),
+        (
+            "command: x\nmax-parallel: 0\nhypotheses: [{name: a, ref: HEAD}]\n",
+            "max-parallel",
+            "greater than or equal to 1",
+        ),
+        (
+            "command: x\nsucceed-if: most\nhypotheses: [{name: a, ref: HEAD}]\n",
+            "succeed-if",
+            "'all' or 'any'",
+        ),
+        ('command: "a \'b"\nhypotheses: [{name: a, ref: HEAD}]\n', "command", "cannot be split"),
+        (
+            "command: x\nhypotheses: [{name: a, ref: HEAD, env: {'BAD-KEY': 1}}]\n",
+            "hypotheses[0].env",
+            "BAD-KEY",
+        ),
         ("command: []\nhypotheses: [{name: a, ref: HEAD}]\n", "command", "empty"),
         ("command: x\nhypotheses: [{name: '  ', ref: HEAD}]\n", "hypotheses[0].name", "blank"),
     ],
@@ -98,8 +134,12 @@ def test_missing_file_and_non_mapping(tmp_path: Path) -> None:
 
 
 def test_python_names_and_aliases_both_work() -> None:
-    a = RunnerConfig.model_validate({"command": "x", "max_parallel": 3, "hypotheses": [{"name": "a", "ref": "HEAD"}]})
-    b = RunnerConfig.model_validate({"command": "x", "max-parallel": 3, "hypotheses": [{"name": "a", "ref": "HEAD"}]})
+    a = RunnerConfig.model_validate(
+        {"command": "x", "max_parallel": 3, "hypotheses": [{"name": "a", "ref": "HEAD"}]}
+    )
+    b = RunnerConfig.model_validate(
+        {"command": "x", "max-parallel": 3, "hypotheses": [{"name": "a", "ref": "HEAD"}]}
+    )
     assert a.max_parallel == b.max_parallel == 3
 
 

@@ -31,7 +31,9 @@ def work(tmp_path: Path) -> Path:
     return d
 
 
-def run(settings: dict[str, object], hyps: list[Hypothesis], work: Path, **kw: object) -> list[TestExecutionResult]:
+def run(
+    settings: dict[str, object], hyps: list[Hypothesis], work: Path, **kw: object
+) -> list[TestExecutionResult]:
     executor = TestExecutor({"command": "true", **settings}, logs_dir=work.parent / "logs", **kw)  # type: ignore[arg-type]
     return executor.execute_parallel(hyps, [work] * len(hyps))
 
@@ -77,7 +79,11 @@ def test_setup_runs_first_and_its_failure_is_an_error(work: Path) -> None:
 
 
 def test_env_is_layered_and_identifies_the_hypothesis(work: Path) -> None:
-    code = "import os, sys; sys.exit(0 if (os.environ['A'], os.environ['B'], os.environ['WORKTREE_RUNNER_HYPOTHESIS']) == ('top', 'mine', 'e') else 1)"
+    code = (
+        "import os, sys; env = os.environ; "
+        "sys.exit(0 if (env['A'], env['B'], env['WORKTREE_RUNNER_HYPOTHESIS']) == ('top', 'mine', 'e') "
+        "else 1)"
+    )
     results = run({"env": {"A": "top", "B": "top"}}, [hyp("e", py(code), env={"B": "mine"})], work)
     assert results[0].status is Status.PASSED, results[0].output_tail
 
@@ -89,7 +95,8 @@ def test_timeout_kills_a_tree_that_ignores_sigterm(work: Path, tmp_path: Path) -
     code = f"""
         import os, signal, subprocess, sys, time
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        g = subprocess.Popen([sys.executable, '-c', 'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)'])
+        ignore = 'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)'
+        g = subprocess.Popen([sys.executable, '-c', ignore])
         e = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], start_new_session=True)
         open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{g.pid}} {{e.pid}}')
         time.sleep(60)
@@ -165,7 +172,10 @@ def test_longest_expected_first_with_durations(work: Path, tmp_path: Path) -> No
 
 
 def test_huge_and_non_utf8_output_is_bounded(work: Path) -> None:
-    big = py("import sys; sys.stdout.buffer.write(b'x' * (20 * 1024 * 1024)); sys.stdout.buffer.write(b'\\nEND \\xff\\xfe bytes\\n')")
+    big = py(
+        "import sys; out = sys.stdout.buffer; "
+        "out.write(b'x' * (20 * 1024 * 1024)); out.write(b'\\nEND \\xff\\xfe bytes\\n')"
+    )
     results = run({}, [hyp("big", big)], work)
     r = results[0]
     assert r.status is Status.PASSED
@@ -233,7 +243,9 @@ def test_stop_marks_everything_cancelled(work: Path) -> None:
     async def main() -> list[TestExecutionResult]:
         loop = asyncio.get_running_loop()
         loop.call_later(0.3, executor.stop, "cancelled by test")
-        return await executor.execute_parallel_async([hyp("a", ["sleep", "20"]), hyp("b", ["sleep", "20"])], [work] * 2)
+        return await executor.execute_parallel_async(
+            [hyp("a", ["sleep", "20"]), hyp("b", ["sleep", "20"])], [work] * 2
+        )
 
     started = time.monotonic()
     results = asyncio.run(main())
@@ -257,8 +269,20 @@ def test_no_thread_per_child_on_311(work: Path) -> None:
 
 
 def test_log_files_do_not_collide_for_similar_names(work: Path) -> None:
-    results = run({}, [hyp("a/b", py("print('first')")), hyp("a_b", py("print('second')")), hyp("a b", py("print('third')"))], work)
+    results = run(
+        {},
+        [
+            hyp("a/b", py("print('first')")),
+            hyp("a_b", py("print('second')")),
+            hyp("a b", py("print('third')")),
+        ],
+        work,
+    )
     paths = {r.log_path for r in results}
     assert len(paths) == 3
-    assert [Path(p or "").read_text().splitlines()[-1] for p in (r.log_path for r in results)] == ["first", "second", "third"]
+    assert [Path(p or "").read_text().splitlines()[-1] for p in (r.log_path for r in results)] == [
+        "first",
+        "second",
+        "third",
+    ]
     assert os.path.dirname(results[0].log_path or "") == str(work.parent / "logs")

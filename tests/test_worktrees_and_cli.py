@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner import Hypothesis, RunOptions, RunnerConfig, Status, WorktreeError, WorktreeManager, run_config
+from runner import Hypothesis, RunnerConfig, RunOptions, Status, WorktreeError, WorktreeManager, run_config
 from runner.aio import run_sync
 from runner.cli import main
 
@@ -26,11 +26,15 @@ def config(hypotheses: list[dict[str, object]], **kw: object) -> RunnerConfig:
     return RunnerConfig.model_validate({"command": [PY, "check.py"], "hypotheses": hypotheses, **kw})
 
 
-def cli(tmp_path: Path, repo: Path, cfg: dict[str, object], *extra: str) -> tuple[int, dict[str, object] | None]:
+def cli(
+    tmp_path: Path, repo: Path, cfg: dict[str, object], *extra: str
+) -> tuple[int, dict[str, object] | None]:
     cfg_path = tmp_path / "wr.yml"
     cfg_path.write_text(yaml.safe_dump(cfg))
     results = tmp_path / "out" / "results.json"
-    code = main(["test", "--config", str(cfg_path), "--repo", str(repo), "--results-json", str(results), *extra])
+    code = main(
+        ["test", "--config", str(cfg_path), "--repo", str(repo), "--results-json", str(results), *extra]
+    )
     return code, (json.loads(results.read_text()) if results.exists() else None)
 
 
@@ -72,7 +76,9 @@ def test_refs_patches_and_errors_in_one_run(repo: Path, tmp_path: Path, runner_t
     assert by["patch-on-broken"].status is Status.FAILED
     assert by["patch-on-broken"].commit == git(repo, "rev-parse", "broken")
     assert by["bad-patch"].status is Status.ERROR and "does not apply" in (by["bad-patch"].error or "")
-    assert by["no-such-ref"].status is Status.ERROR and "does not name a commit" in (by["no-such-ref"].error or "")
+    assert by["no-such-ref"].status is Status.ERROR and "does not name a commit" in (
+        by["no-such-ref"].error or ""
+    )
     assert worktree_list(repo) == before
     assert list(runner_temp.iterdir()) == [report.extra and Path(str(report.extra["logs_dir"]))]
     assert git(repo, "status", "--porcelain") == ""
@@ -98,7 +104,17 @@ def test_option_like_ref_in_config_is_bad_input(repo: Path, tmp_path: Path, runn
     assert "evil" not in git(repo, "branch", "--list")
 
 
-HOSTILE = ["../../escape", "/abs/path", "ünïcødé ✓ 名前", "with spaces\tand tab", "x" * 300, ".", "..", "-rf", "a/../../b"]
+HOSTILE = [
+    "../../escape",
+    "/abs/path",
+    "ünïcødé ✓ 名前",
+    "with spaces\tand tab",
+    "x" * 300,
+    ".",
+    "..",
+    "-rf",
+    "a/../../b",
+]
 
 
 def test_hostile_names_stay_inside_the_root(repo: Path, runner_temp: Path) -> None:
@@ -133,14 +149,33 @@ def test_32_hypotheses_at_8_way_have_no_worktree_failures(repo: Path, runner_tem
 
 def test_cli_exit_codes_json_and_junit(repo: Path, tmp_path: Path, runner_temp: Path) -> None:
     junit = tmp_path / "out" / "junit.xml"
-    cfg = {"command": [PY, "check.py"], "hypotheses": [{"name": "main", "ref": "main"}, {"name": "broken", "ref": "broken"}]}
+    cfg = {
+        "command": [PY, "check.py"],
+        "hypotheses": [{"name": "main", "ref": "main"}, {"name": "broken", "ref": "broken"}],
+    }
     code, results = cli(tmp_path, repo, cfg, "--junit", str(junit))
     assert code == 1 and results is not None
     assert results["schema"] == 1 and results["conclusion"] == "failure"
-    assert (results["passed"], results["failed"], results["timed_out"], results["errors"], results["cancelled"]) == (1, 1, 0, 0, 0)
+    assert (
+        results["passed"],
+        results["failed"],
+        results["timed_out"],
+        results["errors"],
+        results["cancelled"],
+    ) == (1, 1, 0, 0, 0)
     assert results["best"] == "main"
     entry = results["results"][1]  # type: ignore[index]
-    assert set(entry) >= {"name", "status", "exit_code", "duration_s", "ref", "commit", "log_path", "output_tail", "error"}
+    assert set(entry) >= {
+        "name",
+        "status",
+        "exit_code",
+        "duration_s",
+        "ref",
+        "commit",
+        "log_path",
+        "output_tail",
+        "error",
+    }
     root = ET.parse(junit).getroot()
     cases = root.findall("./testsuite/testcase")
     assert [c.get("name") for c in cases] == ["main", "broken"]
@@ -157,9 +192,21 @@ def test_cli_exit_codes_json_and_junit(repo: Path, tmp_path: Path, runner_temp: 
     ("cfg", "args", "message"),
     [
         ({"command": "true", "hypotheses": []}, [], "hypotheses: List should have at least 1 item"),
-        ({"command": "true", "hypotheses": [{"name": "p", "patch": "nope.diff"}]}, [], "hypotheses[0].patch: patch file 'nope.diff' not found"),
-        ({"command": "true", "hypotheses": [{"name": "a", "ref": "HEAD"}]}, ["--max-parallel", "0"], "--max-parallel"),
-        ({"command": "true", "hypotheses": [{"name": "a", "ref": "HEAD"}]}, ["--durations", "/nonexistent.json"], "/nonexistent.json: file not found"),
+        (
+            {"command": "true", "hypotheses": [{"name": "p", "patch": "nope.diff"}]},
+            [],
+            "hypotheses[0].patch: patch file 'nope.diff' not found",
+        ),
+        (
+            {"command": "true", "hypotheses": [{"name": "a", "ref": "HEAD"}]},
+            ["--max-parallel", "0"],
+            "--max-parallel",
+        ),
+        (
+            {"command": "true", "hypotheses": [{"name": "a", "ref": "HEAD"}]},
+            ["--durations", "/nonexistent.json"],
+            "/nonexistent.json: file not found",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_leaves_nothing(
@@ -175,7 +222,9 @@ def test_bad_input_exits_2_with_one_line_and_leaves_nothing(
     assert worktree_list(repo) == before
 
 
-def test_not_a_repository_is_bad_input(tmp_path: Path, runner_temp: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_not_a_repository_is_bad_input(
+    tmp_path: Path, runner_temp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
     code, _ = cli(tmp_path, plain, {"command": "true", "hypotheses": [{"name": "a", "ref": "HEAD"}]})
@@ -184,7 +233,11 @@ def test_not_a_repository_is_bad_input(tmp_path: Path, runner_temp: Path, capsys
 
 
 def test_durations_file_from_previous_results(repo: Path, tmp_path: Path, runner_temp: Path) -> None:
-    cfg = {"command": [PY, "check.py"], "max-parallel": 1, "hypotheses": [{"name": "a", "ref": "main"}, {"name": "b", "ref": "main"}]}
+    cfg = {
+        "command": [PY, "check.py"],
+        "max-parallel": 1,
+        "hypotheses": [{"name": "a", "ref": "main"}, {"name": "b", "ref": "main"}],
+    }
     code, first = cli(tmp_path, repo, cfg)
     assert code == 0 and first is not None
     previous = tmp_path / "previous.json"
@@ -195,7 +248,7 @@ def test_durations_file_from_previous_results(repo: Path, tmp_path: Path, runner
 
     original = cli_module.progress_printer
     try:
-        cli_module.progress_printer = lambda stream=None: (lambda r, d, t: order.append(r.name))  # type: ignore[assignment]
+        cli_module.progress_printer = lambda stream=None: lambda r, d, t: order.append(r.name)  # type: ignore[assignment]
         code, _ = cli(tmp_path, repo, cfg, "--durations", str(previous))
     finally:
         cli_module.progress_printer = original  # type: ignore[assignment]
@@ -216,16 +269,22 @@ def test_signal_during_run_cleans_up_and_writes_partial_results(
     before = worktree_list(repo)
     pids = tmp_path / "pids"
     pids.mkdir()
-    sleeper = [PY, "-c", f"import os, time; open(os.path.join({str(pids)!r}, str(os.getpid())), 'w'); time.sleep(60)"]
+    sleeper = [
+        PY,
+        "-c",
+        f"import os, time; open(os.path.join({str(pids)!r}, str(os.getpid())), 'w'); time.sleep(60)",
+    ]
     cfg = {"command": sleeper, "max-parallel": 2, "kill-grace": 1,
-           "hypotheses": [{"name": "quick", "ref": "main", "command": "true"}] + [{"name": f"s{i}", "ref": "main"} for i in range(4)]}  # fmt: skip
+           "hypotheses": [{"name": "quick", "ref": "main", "command": "true"}]
+           + [{"name": f"s{i}", "ref": "main"} for i in range(4)]}  # fmt: skip
     cfg_path = tmp_path / "wr.yml"
     cfg_path.write_text(yaml.safe_dump(cfg))
     results = tmp_path / "results.json"
     proc = subprocess.Popen(
         [sys.executable, "-c", SIGNAL_SCRIPT, "test", "--config", str(cfg_path), "--repo", str(repo),
          "--results-json", str(results)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "RUNNER_TEMP": str(runner_temp)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "RUNNER_TEMP": str(runner_temp)},
     )  # fmt: skip
     deadline = time.monotonic() + 20
     while len(list(pids.iterdir())) < 2 and time.monotonic() < deadline:
@@ -233,7 +292,7 @@ def test_signal_during_run_cleans_up_and_writes_partial_results(
     assert len(list(pids.iterdir())) == 2, "hypotheses did not start"
     signalled = time.monotonic()
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=15)
+    _, err = proc.communicate(timeout=15)
     assert time.monotonic() - signalled < 5, "cleanup must fit in GitHub's cancellation window"
     assert proc.returncode == (130 if sig == signal.SIGINT else 143), err
     data = json.loads(results.read_text())
@@ -242,6 +301,10 @@ def test_signal_during_run_cleans_up_and_writes_partial_results(
     assert sorted(statuses[f"s{i}"] for i in range(4)) == ["cancelled"] * 4
     assert data["stopped"] == f"cancelled by {sig.name}" and data["signal"] == sig.name
     assert worktree_list(repo) == before
-    assert [p.name for p in runner_temp.iterdir() if p.name.startswith("worktree-runner-") and "logs" not in p.name] == []
+    assert [
+        p.name
+        for p in runner_temp.iterdir()
+        if p.name.startswith("worktree-runner-") and "logs" not in p.name
+    ] == []
     for p in pids.iterdir():
         assert not pid_alive(int(p.name))
