@@ -13,7 +13,7 @@ from . import __version__
 from .config import ConfigError, RunnerConfig, TestExecutionResult, load_config
 from .naming import display_name
 from .results import RunReport
-from .run import RunOptions, check_inputs, run_config, write_reports
+from .run import RunOptions, execute
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_SUCCESS", "exit_code_for", "main"]
 
@@ -129,9 +129,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         durations_file=args.durations,
         progress=None if args.quiet else progress_printer(),  # type: ignore[arg-type]
     )
-    durations = check_inputs(config, options, source=str(args.config))
-    report = run_config(config, options, durations=durations)
-    write_reports(report, options)
+    report = execute(config, options, source=str(args.config))
     print(_conclusion_line(report), file=sys.stderr)
     return exit_code_for(report)
 

@@ -18,7 +18,7 @@ from .results import RunReport, write_junit, write_results_json
 from .scheduling import load_durations
 from .worktrees import WorktreeError, WorktreeManager, default_worktree_base
 
-__all__ = ["RunOptions", "check_inputs", "run_config", "run_config_async", "write_reports"]
+__all__ = ["RunOptions", "check_inputs", "execute", "run_config", "run_config_async", "write_reports"]
 
 
 @dataclass
@@ -31,6 +31,9 @@ class RunOptions:
     worktree_base: Path | None = None
     progress: ProgressCallback | None = None
     handle_signals: bool = True
+    # Report log paths relative to this directory (the action: the workspace, so that they mean
+    # something outside the container).
+    paths_relative_to: Path | None = None
 
 
 def check_inputs(config: RunnerConfig, options: RunOptions, *, source: str = "config") -> dict[str, float]:
@@ -116,8 +119,24 @@ async def run_config_async(
     )
     if received:
         report.extra["signal"] = received[0]
-    report.extra["logs_dir"] = str(logs_dir)
+    report.extra["logs_dir"] = _shown_path(logs_dir, options.paths_relative_to)
+    if options.paths_relative_to is not None:
+        report.results = [
+            r.model_copy(update={"log_path": _shown_path(Path(r.log_path), options.paths_relative_to)})
+            if r.log_path
+            else r
+            for r in report.results
+        ]
     return report
+
+
+def _shown_path(path: Path, base: Path | None) -> str:
+    if base is None:
+        return str(path)
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def run_config(
@@ -126,6 +145,14 @@ def run_config(
     from .aio import run_sync
 
     return run_sync(run_config_async(config, options, durations=durations))
+
+
+def execute(config: RunnerConfig, options: RunOptions, *, source: str = "config") -> RunReport:
+    """Check inputs, run, write the results files: the one code path behind the CLI and the action."""
+    durations = check_inputs(config, options, source=source)
+    report = run_config(config, options, durations=durations)
+    write_reports(report, options)
+    return report
 
 
 def write_reports(report: RunReport, options: RunOptions) -> None:
