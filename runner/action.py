@@ -194,11 +194,14 @@ def run_test_mode(log: ActionsLog) -> int:
         paths_relative_to=workspace,
     )
     budget = AnnotationBudget(log, workspace=str(workspace))
-    try:
+
+    def make_results_dir() -> None:
         results_dir.mkdir(parents=True, exist_ok=True)
         # Keep the results out of `git status` without touching the user's .gitignore.
         (results_dir / ".gitignore").write_text("*\n", encoding="utf-8")
-        report = execute(config, options, source=source)
+
+    try:
+        report = execute(config, options, source=source, before_run=make_results_dir)
         report_to_github(report, log, budget, workspace=workspace, repo=repo, options=options)
     finally:
         restore_ownership(workspace, [results_dir, repo / ".git" / "worktrees"])

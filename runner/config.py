@@ -266,13 +266,27 @@ def _format_location(loc: Sequence[int | str]) -> str:
 
 
 def _from_validation_error(exc: ValidationError, source: str) -> ConfigError:
-    err = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    err = errors[0]
     ctx_error = (err.get("ctx") or {}).get("error")
     if isinstance(ctx_error, _LocatedError):
         return ConfigError(ctx_error.message, source=source, location=ctx_error.location)
-    # Drop pydantic's internal union/type tags (e.g. 'str', 'list[str]', 'function-after[...]').
-    loc = [p for p in err["loc"] if isinstance(p, int) or not _is_internal_tag(p)]
+
+    def where(e: Any) -> list[int | str]:
+        # Drop pydantic's internal union/type tags (e.g. 'str', 'list[str]', 'function-after[...]').
+        return [p for p in e["loc"] if isinstance(p, int) or not _is_internal_tag(p)]
+
+    loc = where(err)
+    same_place = [e for e in errors if where(e) == loc]
     message = err["msg"]
+    if len(same_place) > 1 and all(e["type"] in ("string_type", "list_type") for e in same_place):
+        # A union (a command is a string or a list): one message instead of one per member.
+        err = {
+            **err,
+            "type": "union",
+            "msg": f"expected a string or a list of strings, got {type(err['input']).__name__}",
+        }
+        message = err["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     if err["type"] == "extra_forbidden":
@@ -280,7 +294,8 @@ def _from_validation_error(exc: ValidationError, source: str) -> ConfigError:
     elif err["type"] == "missing":
         message = "required key is missing"
     location = _format_location(loc) or None
-    extra = f"; {len(exc.errors())} problems in all" if len(exc.errors()) > 1 else ""
+    places = {tuple(where(e)) for e in errors}
+    extra = f"; {len(places)} problems in all" if len(places) > 1 else ""
     return ConfigError(message + extra, source=source, location=location)
 
 

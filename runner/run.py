@@ -8,7 +8,7 @@ import functools
 import signal
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,9 +147,20 @@ def run_config(
     return run_sync(run_config_async(config, options, durations=durations))
 
 
-def execute(config: RunnerConfig, options: RunOptions, *, source: str = "config") -> RunReport:
-    """Check inputs, run, write the results files: the one code path behind the CLI and the action."""
+def execute(
+    config: RunnerConfig,
+    options: RunOptions,
+    *,
+    source: str = "config",
+    before_run: Callable[[], None] | None = None,
+) -> RunReport:
+    """Check inputs, run, write the results files: the one code path behind the CLI and the action.
+
+    ``before_run`` is called once every input has been checked and before anything is created.
+    """
     durations = check_inputs(config, options, source=source)
+    if before_run is not None:
+        before_run()
     report = run_config(config, options, durations=durations)
     write_reports(report, options)
     return report

@@ -105,6 +105,11 @@ def test_command_string_is_split_not_shelled() -> None:
             "BAD-KEY",
         ),
         ("command: []\nhypotheses: [{name: a, ref: HEAD}]\n", "command", "empty"),
+        (
+            "command: true\nhypotheses: [{name: a, ref: HEAD}]\n",
+            "command",
+            "a string or a list of strings, got bool",
+        ),
         ("command: x\nhypotheses: [{name: '  ', ref: HEAD}]\n", "hypotheses[0].name", "blank"),
     ],
 )

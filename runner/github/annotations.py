@@ -18,6 +18,7 @@ from typing import Final, Literal, get_args
 from runner.github.commands import ActionsLog, truncate_message
 
 __all__ = [
+    "LEVELS",
     "MAX_ANNOTATIONS_PER_LEVEL",
     "Annotation",
     "AnnotationBudget",

@@ -104,6 +104,13 @@ _INLINE_ESCAPES: Final = str.maketrans(
 )
 
 
+# Inside an HTML block Markdown is not parsed; these are escaped anyway in case
+# a renderer does.
+_HTML_EXTRA_ESCAPES: Final = str.maketrans(
+    {"`": "&#96;", "|": "&#124;", "[": "&#91;", "]": "&#93;", "*": "&#42;", "_": "&#95;", "~": "&#126;"}
+)
+
+
 class _Overflow(Exception):
     """The document under construction no longer fits its budget."""
 
@@ -136,7 +143,7 @@ def escape_inline(text: str, limit: int = _MAX_CELL_CHARS) -> str:
 
 def _escape_html(text: str, limit: int = _MAX_CELL_CHARS) -> str:
     one_line = _shorten(clean_text(text), limit).replace("\n", " ").replace("\t", " ")
-    return html.escape(one_line, quote=True).replace("`", "&#96;").replace("|", "&#124;")
+    return html.escape(one_line, quote=True).translate(_HTML_EXTRA_ESCAPES)
 
 
 def _code_span(text: str, limit: int = _MAX_CELL_CHARS) -> str:
@@ -449,7 +456,7 @@ def _render_partial_tails(
         )
 
 
-def _render_truncated_table(doc: _Doc, head: str, entries: Sequence[_Entry], best: str | None) -> None:
+def _render_truncated_table(doc: _Doc, head: str, entries: Sequence[_Entry], rows: Sequence[str]) -> None:
     total = len(entries)
     reserve = (
         _nbytes(_note(f"Summary truncated: {total} of {total} hypotheses shown; see the results file")) + 8
@@ -459,7 +466,7 @@ def _render_truncated_table(doc: _Doc, head: str, entries: Sequence[_Entry], bes
     ordered = sorted(entries, key=lambda entry: (_STATUS_RANK.get(entry.status, 0), entry.index))
     shown = 0
     for entry in ordered:
-        row = _row(entry, best)
+        row = rows[entry.index]
         if not doc.fits(row, reserve):
             break
         doc.add(row)
@@ -546,7 +553,7 @@ def render_summary(
         (_render_full, (head, rows, failing, tails, False)),
         (_render_full, (head, rows, failing, tails, True)),
         (_render_partial_tails, (head, rows, failing, tails)),
-        (_render_truncated_table, (head, entries, best)),
+        (_render_truncated_table, (head, entries, rows)),
     ]
     for render, args in stages:
         doc = _Doc(max_bytes)
