@@ -161,7 +161,7 @@ def report_to_github(
     )
     if os.environ.get("GITHUB_STEP_SUMMARY"):
         write_summary(summary)
-    outputs = FileCommandWriter.from_env("GITHUB_OUTPUT") if os.environ.get("GITHUB_OUTPUT") else None
+    outputs = FileCommandWriter.from_env("GITHUB_OUTPUT", max_value_bytes=MAX_OUTPUT_BYTES) if os.environ.get("GITHUB_OUTPUT") else None
     if outputs is None:
         log.warning("GITHUB_OUTPUT is not set: step outputs are not written")
         return
