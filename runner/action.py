@@ -161,10 +161,10 @@ def report_to_github(
     )
     if os.environ.get("GITHUB_STEP_SUMMARY"):
         write_summary(summary)
-    outputs = FileCommandWriter.from_env("GITHUB_OUTPUT", max_value_bytes=MAX_OUTPUT_BYTES) if os.environ.get("GITHUB_OUTPUT") else None
-    if outputs is None:
+    if not os.environ.get("GITHUB_OUTPUT"):
         log.warning("GITHUB_OUTPUT is not set: step outputs are not written")
         return
+    outputs = FileCommandWriter.from_env("GITHUB_OUTPUT", max_value_bytes=MAX_OUTPUT_BYTES)
     d = report.to_dict()
     outputs.write("conclusion", d["conclusion"])
     outputs.write("passed", d["passed"])
