@@ -110,16 +110,36 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
-class Hypothesis(_Model):
+class _CommandFields(_Model):
+    """What both the top level and a hypothesis may set: how to run, with which environment."""
+
+    command: CommandSpec | None = None
+    setup: CommandSpec | None = None
+    env: EnvMapping = Field(default_factory=dict)
+
+    @field_validator("command")
+    @classmethod
+    def _command(cls, v: CommandSpec | None) -> CommandSpec | None:
+        return _check_command(v, "command")
+
+    @field_validator("setup")
+    @classmethod
+    def _setup(cls, v: CommandSpec | None) -> CommandSpec | None:
+        return _check_command(v, "setup")
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        return _check_env(v)
+
+
+class Hypothesis(_CommandFields):
     """One candidate change: a git ref, or a patch applied on top of ``base``."""
 
     name: str = Field(min_length=1, max_length=1000)
     ref: str | None = None
     patch: str | None = None
     base: str | None = None
-    command: CommandSpec | None = None
-    setup: CommandSpec | None = None
-    env: EnvMapping = Field(default_factory=dict)
     timeout: float | None = Field(default=None, gt=0)
 
     @field_validator("name")
@@ -152,21 +172,6 @@ class Hypothesis(_Model):
             raise ValueError("patch path is empty")
         return v
 
-    @field_validator("command")
-    @classmethod
-    def _command(cls, v: CommandSpec | None) -> CommandSpec | None:
-        return _check_command(v, "command")
-
-    @field_validator("setup")
-    @classmethod
-    def _setup(cls, v: CommandSpec | None) -> CommandSpec | None:
-        return _check_command(v, "setup")
-
-    @field_validator("env")
-    @classmethod
-    def _env(cls, v: dict[str, str]) -> dict[str, str]:
-        return _check_env(v)
-
     @model_validator(mode="after")
     def _ref_xor_patch(self) -> Hypothesis:
         if (self.ref is None) == (self.patch is None):
@@ -181,36 +186,18 @@ class Hypothesis(_Model):
         return self.ref if self.ref is not None else (self.base or "HEAD")
 
 
-class ExecutionSettings(_Model):
+class ExecutionSettings(_CommandFields):
     """How hypotheses are run. ``RunnerConfig`` adds the hypotheses themselves."""
 
-    command: CommandSpec | None = None
-    setup: CommandSpec | None = None
     timeout: float = Field(default=600.0, gt=0)
     max_parallel: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, le=1024, alias="max-parallel"
     )
     fail_fast: bool = Field(default=False, alias="fail-fast")
     succeed_if: Literal["all", "any"] = Field(default="all", alias="succeed-if")
-    env: EnvMapping = Field(default_factory=dict)
     # Seconds between SIGTERM and SIGKILL when a hypothesis is stopped. Short, because on GitHub the
     # whole cancellation (children, worktrees, partial outputs) must fit in the runner's 7.5 s.
     kill_grace: float = Field(default=2.0, ge=0, le=60, alias="kill-grace")
-
-    @field_validator("command")
-    @classmethod
-    def _command(cls, v: CommandSpec | None) -> CommandSpec | None:
-        return _check_command(v, "command")
-
-    @field_validator("setup")
-    @classmethod
-    def _setup(cls, v: CommandSpec | None) -> CommandSpec | None:
-        return _check_command(v, "setup")
-
-    @field_validator("env")
-    @classmethod
-    def _env(cls, v: dict[str, str]) -> dict[str, str]:
-        return _check_env(v)
 
     def command_for(self, hypothesis: Hypothesis) -> list[str]:
         spec = hypothesis.command if hypothesis.command is not None else self.command

@@ -13,6 +13,7 @@ import posixpath
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partialmethod
 from typing import Final, Literal, get_args
 
 from runner.github.commands import ActionsLog, truncate_message
@@ -188,68 +189,6 @@ class AnnotationBudget:
             title=note.title,
         )
 
-    def error(
-        self,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        end_line: int | None = None,
-        col: int | None = None,
-        end_column: int | None = None,
-        title: str | None = None,
-    ) -> bool:
-        return self.annotate(
-            "error",
-            message,
-            file=file,
-            line=line,
-            end_line=end_line,
-            col=col,
-            end_column=end_column,
-            title=title,
-        )
-
-    def warning(
-        self,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        end_line: int | None = None,
-        col: int | None = None,
-        end_column: int | None = None,
-        title: str | None = None,
-    ) -> bool:
-        return self.annotate(
-            "warning",
-            message,
-            file=file,
-            line=line,
-            end_line=end_line,
-            col=col,
-            end_column=end_column,
-            title=title,
-        )
-
-    def notice(
-        self,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        end_line: int | None = None,
-        col: int | None = None,
-        end_column: int | None = None,
-        title: str | None = None,
-    ) -> bool:
-        return self.annotate(
-            "notice",
-            message,
-            file=file,
-            line=line,
-            end_line=end_line,
-            col=col,
-            end_column=end_column,
-            title=title,
-        )
+    error = partialmethod(annotate, "error")
+    warning = partialmethod(annotate, "warning")
+    notice = partialmethod(annotate, "notice")

@@ -21,6 +21,7 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from functools import partialmethod
 from typing import Final, TextIO
 
 __all__ = [
@@ -175,17 +176,19 @@ class ActionsLog:
         """Write any workflow command."""
         self._write(format_command(name, properties, message) + "\n")
 
-    def _annotate(
+    def annotate(
         self,
         level: str,
         message: str,
-        file: str | None,
-        line: int | None,
-        end_line: int | None,
-        col: int | None,
-        end_column: int | None,
-        title: str | None,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        end_line: int | None = None,
+        col: int | None = None,
+        end_column: int | None = None,
+        title: str | None = None,
     ) -> None:
+        """``::error|warning|notice file=,line=,endLine=,col=,endColumn=,title=::message``."""
         props: dict[str, object | None] = {
             "title": title,
             "file": file,
@@ -196,44 +199,9 @@ class ActionsLog:
         }
         self.command(level, props, truncate_message(message))
 
-    def error(
-        self,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        end_line: int | None = None,
-        col: int | None = None,
-        end_column: int | None = None,
-        title: str | None = None,
-    ) -> None:
-        self._annotate("error", message, file, line, end_line, col, end_column, title)
-
-    def warning(
-        self,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        end_line: int | None = None,
-        col: int | None = None,
-        end_column: int | None = None,
-        title: str | None = None,
-    ) -> None:
-        self._annotate("warning", message, file, line, end_line, col, end_column, title)
-
-    def notice(
-        self,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        end_line: int | None = None,
-        col: int | None = None,
-        end_column: int | None = None,
-        title: str | None = None,
-    ) -> None:
-        self._annotate("notice", message, file, line, end_line, col, end_column, title)
+    error = partialmethod(annotate, "error")
+    warning = partialmethod(annotate, "warning")
+    notice = partialmethod(annotate, "notice")
 
     def debug(self, message: str) -> None:
         """Shown only when step debug logging is on."""
