@@ -107,7 +107,7 @@ class AsyncTestExecutor:
 
     # -- public API -----------------------------------------------------------------------
 
-    def should_parallelize(self, hypotheses: Sequence[Hypothesis]) -> bool:
+    def should_parallelize(self, hypotheses: Sequence[Hypothesis | Mapping[str, Any]]) -> bool:
         return len(hypotheses) > 1 and self.config.max_parallel > 1
 
     def stop(self, reason: str = "cancelled") -> None:
