@@ -14,6 +14,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from . import signals
 from .cli import exit_code_for, progress_printer
 from .config import ConfigError, RunnerConfig, Status, load_yaml, parse_config, parse_hypotheses
 from .github import (
@@ -216,6 +217,7 @@ def _error_annotation(log: ActionsLog, exc: Exception) -> None:
 
 
 def main() -> int:
+    signals.install()  # first: Python is PID 1 in the container and would drop SIGTERM
     log = ActionsLog()
     try:
         token = get_input("github-token")

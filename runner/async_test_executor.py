@@ -102,6 +102,7 @@ class AsyncTestExecutor:
         self.durations = dict(durations or {})
         self.run_token = uuid.uuid4().hex
         self._stop_reason: str | None = None
+        self._last_stop: str | None = None
         self._running: set[asyncio.Task[TestExecutionResult]] = set()
         self._base_env: dict[str, str] | None = None
 
@@ -122,7 +123,8 @@ class AsyncTestExecutor:
 
     @property
     def stopped(self) -> str | None:
-        return self._stop_reason
+        """Why the current (or the last) run was stopped, if it was."""
+        return self._stop_reason or self._last_stop
 
     async def execute_parallel_async(
         self,
@@ -173,7 +175,7 @@ class AsyncTestExecutor:
         self, items: Sequence[WorkItem]
     ) -> AsyncIterator[tuple[WorkItem, TestExecutionResult]]:
         """Yield ``(item, result)`` as hypotheses finish (then the cancelled ones)."""
-        self._stop_reason = None
+        self._last_stop = None  # a stop() before the run starts still counts
         queue = deque(order_by_expected_duration(items, self.durations, key=lambda it: it.hypothesis.name))
         total = len(items)
         finished: asyncio.Queue[tuple[WorkItem, TestExecutionResult] | None] = asyncio.Queue()
@@ -215,6 +217,8 @@ class AsyncTestExecutor:
             for w in workers:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            # The executor can be used again; the reason stays readable through `stopped`.
+            self._last_stop, self._stop_reason = self._stop_reason, None
             # One sweep per run for descendants that escaped their process group and outlived
             # their command (daemons started by a test).
             kill_marked(self.run_token)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from . import __version__
+from . import __version__, signals
 from .config import ConfigError, RunnerConfig, TestExecutionResult, load_config
 from .naming import display_name
 from .results import RunReport
@@ -92,7 +92,7 @@ def progress_printer(stream: object = None) -> object:
 
 
 def exit_code_for(report: RunReport) -> int:
-    signal_name = report.extra.get("signal")
+    signal_name = report.extra.get("signal") or signals.first_signal()
     if isinstance(signal_name, str) and signal_name in _SIGNAL_EXIT:
         return _SIGNAL_EXIT[signal_name]
     return EXIT_SUCCESS if report.succeeded else EXIT_FAILURE
@@ -135,6 +135,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    signals.install()
     logging.basicConfig(level=logging.WARNING, format="worktree-runner: %(message)s")
     try:
         args = build_parser().parse_args(argv)

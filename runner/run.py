@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import signal
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import signals
 from .async_test_executor import AsyncTestExecutor, ProgressCallback, WorkItem
 from .config import ConfigError, RunnerConfig, Status
 from .results import RunReport, write_junit, write_results_json
@@ -30,6 +30,8 @@ class RunOptions:
     durations_file: Path | None = None
     worktree_base: Path | None = None
     progress: ProgressCallback | None = None
+    # Stop the run on SIGINT/SIGTERM. Takes effect where runner.signals.install() was called (the
+    # CLI and the action do so first thing); a library caller keeps its own signal handling.
     handle_signals: bool = True
     # Report log paths relative to this directory (the action: the workspace, so that they mean
     # something outside the container).
@@ -60,33 +62,6 @@ def check_inputs(config: RunnerConfig, options: RunOptions, *, source: str = "co
     return {}
 
 
-@contextlib.contextmanager
-def _signals_stop(executor: AsyncTestExecutor, enabled: bool) -> Iterator[list[str]]:
-    """SIGINT/SIGTERM stop the executor (children killed, worktrees removed, partial report)."""
-    received: list[str] = []
-    if not enabled:
-        yield received
-        return
-    loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
-
-    def on_signal(sig: signal.Signals) -> None:
-        received.append(sig.name)
-        executor.stop(f"cancelled by {sig.name}")
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, on_signal, sig)
-            installed.append(sig)
-        except (RuntimeError, ValueError):  # not the main thread
-            pass
-    try:
-        yield received
-    finally:
-        for sig in installed:
-            loop.remove_signal_handler(sig)
-
-
 async def run_config_async(
     config: RunnerConfig, options: RunOptions, *, durations: dict[str, float] | None = None
 ) -> RunReport:
@@ -105,7 +80,8 @@ async def run_config_async(
         WorkItem(hyp, functools.partial(manager.worktree, hyp, i, patch_root=options.repo.resolve()), i)
         for i, hyp in enumerate(config.hypotheses)
     ]
-    with _signals_stop(executor, options.handle_signals) as received:
+    watch = signals.stopping(executor.stop) if options.handle_signals else contextlib.nullcontext()
+    with watch:
         try:
             results = await executor.run(items)
         finally:
@@ -117,8 +93,8 @@ async def run_config_async(
         duration_s=time.monotonic() - started,
         cancelled_by=stopped,
     )
-    if received:
-        report.extra["signal"] = received[0]
+    if options.handle_signals and signals.first_signal():
+        report.extra["signal"] = signals.first_signal()
     report.extra["logs_dir"] = _shown_path(logs_dir, options.paths_relative_to)
     if options.paths_relative_to is not None:
         report.results = [

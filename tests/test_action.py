@@ -262,3 +262,30 @@ def test_entrypoint_is_thin() -> None:
     ]
     assert code == ["from runner.action import main", "raise SystemExit(main())"] or len(code) <= 3
     assert sys.executable
+
+
+def _catches(pid: int, sig: signal.Signals) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    return bool(caught & (1 << (sig - 1)))
+
+
+def test_sigterm_right_after_start_is_handled(repo: Path, tmp_path: Path, runner_temp: Path) -> None:
+    """A signal during start-up (before the run) still ends in partial outputs, not a silent drop."""
+    before = worktree_list(repo)
+    hypotheses = "".join(f"- {{name: slow-{i}, ref: main}}\n" for i in range(4))
+    proc = start_step(repo, tmp_path, {"hypotheses": hypotheses, "test-command": "sleep 60"}, runner_temp)
+    deadline = time.monotonic() + 20
+    while not _catches(proc.pid, signal.SIGTERM) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGTERM)  # as early as the handler exists: typically before any worktree
+    result = finish_step(proc, tmp_path, timeout=30)
+    assert result.returncode == 143, result.stderr
+    statuses = [r["status"] for r in json.loads(result.outputs["results"])["results"]]
+    assert statuses == ["cancelled"] * 4
+    assert "cancel" in result.summary.lower()
+    assert worktree_list(repo) == before
+    assert [p.name for p in runner_temp.iterdir() if not p.name.startswith("worktree-runner-logs")] == []
