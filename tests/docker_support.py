@@ -35,6 +35,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -776,39 +777,6 @@ def start_like_github(
     )
 
 
-def run_like_github(
-    image: str,
-    *,
-    workspace: Path,
-    inputs: Mapping[str, str],
-    env: Mapping[str, str] | None = None,
-    runner_temp: Path,
-    file_commands: Path,
-    home: Path,
-    workflow_dir: Path,
-    workspace_uid: int | None = RUNNER_UID,
-    timeout: float = 300.0,
-    args: Sequence[str] = (),
-    entrypoint: str | None = None,
-    network: str | None = None,
-    label: str | None = None,
-    mount_docker_sock: bool = True,
-) -> GithubResult:
-    """start_like_github + wait: run one step to completion and collect its result."""
-    run = start_like_github(
-        image,
-        workspace=workspace,
-        inputs=inputs,
-        env=env,
-        runner_temp=runner_temp,
-        file_commands=file_commands,
-        home=home,
-        workflow_dir=workflow_dir,
-        workspace_uid=workspace_uid,
-        args=args,
-        entrypoint=entrypoint,
-        network=network,
-        label=label,
-        mount_docker_sock=mount_docker_sock,
-    )
-    return run.wait(timeout=timeout)
+def run_like_github(image: str, *, timeout: float = 300.0, **kwargs: Any) -> GithubResult:
+    """start_like_github (same keyword arguments) + wait: run one step to completion."""
+    return start_like_github(image, **kwargs).wait(timeout=timeout)
