@@ -46,8 +46,16 @@ def _run_here(coro: Coroutine[Any, Any, T]) -> T:
     with asyncio.Runner() as runner:
         if pidfd:
             pidfd = install_pidfd_watcher(runner.get_loop())
+        box: list[T] = []
+
+        async def keep() -> None:
+            # Return None to the Runner: on 3.11 it formats the main task's repr (result included)
+            # at exit, which costs megabytes for a report with many output tails.
+            box.append(await coro)
+
         try:
-            return runner.run(coro)
+            runner.run(keep())
+            return box[0]
         finally:
             if pidfd:
                 with warnings.catch_warnings():

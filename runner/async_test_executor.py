@@ -105,6 +105,7 @@ class AsyncTestExecutor:
         self._last_stop: str | None = None
         self._running: set[asyncio.Task[TestExecutionResult]] = set()
         self._base_env: dict[str, str] | None = None
+        self._logs_ready = False
 
     # -- public API -----------------------------------------------------------------------
 
@@ -241,7 +242,9 @@ class AsyncTestExecutor:
     def _logs(self) -> Path:
         if self._logs_dir is None:
             self._logs_dir = Path(tempfile.mkdtemp(prefix="worktree-runner-logs-"))
-        self._logs_dir.mkdir(parents=True, exist_ok=True)
+        if not self._logs_ready:
+            self._logs_dir.mkdir(parents=True, exist_ok=True)
+            self._logs_ready = True
         return self._logs_dir
 
     def _env_for(self, hypothesis: Hypothesis, worktree: Worktree, token: str) -> dict[str, str]:
