@@ -66,6 +66,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from _common import fs_type  # sibling module of this script
+
 OUTPUT_BYTES = 20 * 1024 * 1024
 SLEEP_S = 0.2
 METHODS = ("ours", "threads_file", "threads_capture", "xargs")
@@ -478,25 +480,6 @@ def run_group(
     return best, attempts, failed_all - sum(r["failures"] for r in best.values())
 
 
-def _fs_type(path: str) -> str:
-    """The file system type of the mount holding ``path`` (from /proc/self/mounts), or "unknown"."""
-    best, fstype = "", "unknown"
-    target = os.path.realpath(path)
-    try:
-        with open("/proc/self/mounts", encoding="utf-8") as fh:
-            for line in fh:
-                parts = line.split()
-                if len(parts) < 3:
-                    continue
-                mount = parts[1]
-                inside = target == mount or target.startswith(mount.rstrip("/") + "/")
-                if inside and len(mount) >= len(best):
-                    best, fstype = mount, parts[2]
-    except OSError:
-        pass
-    return fstype
-
-
 def rotated(seq: tuple[str, ...], k: int) -> list[str]:
     k %= len(seq)
     return list(seq[k:] + seq[:k])
@@ -781,7 +764,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"executor_overhead: Python {platform.python_version()} ({sys.executable}), {os.cpu_count()} CPUs, "
         f"pidfd child watcher used by ours: {sorted(pidfd) == [True]}; logs under {tmp_dir} "
-        f"({_fs_type(tmp_dir)}); {args.reps} rep(s) in {elapsed:.0f} s"
+        f"({fs_type(tmp_dir)}); {args.reps} rep(s) in {elapsed:.0f} s"
     )
     print(header)
     for sc in scs:
@@ -803,7 +786,7 @@ def main(argv: list[str] | None = None) -> int:
                 sc.key: {"n": sc.n, "p": sc.p, "argv": sc.argv, "ideal_s": sc.ideal_s} for sc in scs
             },
             "tmp_dir": tmp_dir,
-            "tmp_fs": _fs_type(tmp_dir),
+            "tmp_fs": fs_type(tmp_dir),
             "noise_threshold_cpus": args.noise_threshold,
             "groups_rerun_for_noise": sum(1 for a in attempts if a > 1),
             "groups_still_noisy": sum(

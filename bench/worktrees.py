@@ -44,6 +44,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _common import fs_type  # sibling module of this script
+
 from runner import Hypothesis, Worktree, WorktreeManager
 from runner.aio import run_sync
 from runner.gitutil import git_env
@@ -120,25 +122,6 @@ def measured(run: Callable[[], Outcome]) -> Outcome:
     if busy0 is not None and busy1 is not None and t1 > t0:
         out.foreign_cores = max(0.0, (busy1 - busy0) - (own1 - own0)) / (t1 - t0)
     return out
-
-
-def _fs_type(path: Path) -> str:
-    """The file system type of the mount holding ``path`` (from /proc/self/mounts), or "unknown"."""
-    best, fstype = "", "unknown"
-    target = os.path.realpath(path)
-    try:
-        with open("/proc/self/mounts", encoding="utf-8") as fh:
-            for line in fh:
-                parts = line.split()
-                if len(parts) < 3:
-                    continue
-                mount = parts[1]
-                inside = target == mount or target.startswith(mount.rstrip("/") + "/")
-                if inside and len(mount) >= len(best):
-                    best, fstype = mount, parts[2]
-    except OSError:
-        pass
-    return fstype
 
 
 def _cache_dir() -> Path:
@@ -624,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
         f"  repository: {source} ({repo}); {files} files, {mib:.1f} MiB at HEAD; "
         f"refs HEAD~0..HEAD~{min(n, depth) - 1}"
     )
-    print(f"  worktrees under {tmp_root.parent} ({_fs_type(tmp_root.parent)})")
+    print(f"  worktrees under {tmp_root.parent} ({fs_type(tmp_root.parent)})")
     print()
     print(
         f"Medians over {args.reps} repetition(s) (the least noisy attempt of each); failure columns summed "
@@ -711,7 +694,7 @@ def main(argv: list[str] | None = None) -> int:
         "repo_files": files,
         "repo_mib": round(mib, 2),
         "worktree_dir": str(tmp_root.parent),
-        "worktree_fs": _fs_type(tmp_root.parent),
+        "worktree_fs": fs_type(tmp_root.parent),
         "git": git_version,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),

@@ -25,6 +25,19 @@ def worktree_list(repo: Path) -> str:
     return git(repo, "worktree", "list", "--porcelain")
 
 
+def make_check_repo(r: Path) -> None:
+    """In the existing directory ``r``: ``check.py`` exits 0 on ``main`` and 1 on ``broken``."""
+    git(r, "init", "-q", "-b", "main")
+    (r / "check.py").write_text("import sys\nprint('checking')\nsys.exit(0)\n")
+    (r / "data.txt").write_text("one\ntwo\nthree\n")
+    git(r, "add", ".")
+    git(r, "commit", "-q", "-m", "base")
+    git(r, "checkout", "-q", "-b", "broken")
+    (r / "check.py").write_text("import sys\nprint('broken!')\nsys.exit(1)\n")
+    git(r, "commit", "-q", "-am", "break it")
+    git(r, "checkout", "-q", "main")
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """A repository with a passing test script on main and a few branches.
@@ -35,15 +48,7 @@ def repo(tmp_path: Path) -> Path:
     """
     r = tmp_path / "repo"
     r.mkdir()
-    git(r, "init", "-q", "-b", "main")
-    (r / "check.py").write_text("import sys\nprint('checking')\nsys.exit(0)\n")
-    (r / "data.txt").write_text("one\ntwo\nthree\n")
-    git(r, "add", ".")
-    git(r, "commit", "-q", "-m", "base")
-    git(r, "checkout", "-q", "-b", "broken")
-    (r / "check.py").write_text("import sys\nprint('broken!')\nsys.exit(1)\n")
-    git(r, "commit", "-q", "-am", "break it")
-    git(r, "checkout", "-q", "main")
+    make_check_repo(r)
     git(r, "checkout", "-q", "-b", "feature")
     (r / "feature.txt").write_text("feature\n")
     git(r, "add", "feature.txt")

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import git
+from .conftest import git, make_check_repo
 from .docker_support import (
     CONTAINER_RUNNER_TEMP,
     DEFAULT_TAG,
@@ -79,16 +79,7 @@ def step(tmp_path: Path) -> Iterator[Step]:
     The git work happens here, as the host's user; start_like_github chowns everything to uid 1001
     right before the run (after that, host git needs ``-c safe.directory=*``)."""
     dirs = make_github_dirs(tmp_path)
-    ws = dirs.workspace
-    git(ws, "init", "-q", "-b", "main")
-    (ws / "check.py").write_text("import sys\nprint('checking')\nsys.exit(0)\n")
-    (ws / "data.txt").write_text("one\ntwo\nthree\n")
-    git(ws, "add", ".")
-    git(ws, "commit", "-q", "-m", "base")
-    git(ws, "checkout", "-q", "-b", "broken")
-    (ws / "check.py").write_text("import sys\nprint('broken!')\nsys.exit(1)\n")
-    git(ws, "commit", "-q", "-am", "break it")
-    git(ws, "checkout", "-q", "main")
+    make_check_repo(dirs.workspace)
     label = f"wr-action-test-{secrets.token_hex(4)}"
     yield Step(dirs, label)
     # A failed test must not leave a container running behind it.
