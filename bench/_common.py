@@ -23,3 +23,16 @@ def fs_type(path: str | Path) -> str:
     except OSError:
         pass
     return fstype
+
+
+def busy_cpu_s() -> float | None:
+    """CPU seconds the whole machine has been busy (all CPUs; steal counts as busy: not ours to use)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = fh.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu" or len(fields) < 9:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")

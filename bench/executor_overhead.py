@@ -66,7 +66,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import fs_type  # sibling module of this script
+from _common import busy_cpu_s, fs_type  # sibling module of this script
 
 OUTPUT_BYTES = 20 * 1024 * 1024
 SLEEP_S = 0.2
@@ -405,19 +405,6 @@ def run_xargs(sc: Scenario, workdir: Path) -> dict[str, Any]:
     }
 
 
-def _busy_cpu_s() -> float | None:
-    """CPU seconds the whole machine has been busy (all CPUs; steal counts as busy: not ours to use)."""
-    try:
-        with open("/proc/stat", encoding="ascii") as fh:
-            fields = fh.readline().split()
-    except OSError:
-        return None
-    if not fields or fields[0] != "cpu" or len(fields) < 9:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
 def _children_cpu_s() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
@@ -428,13 +415,13 @@ def run_method(
 ) -> dict[str, Any]:
     """One method, one scenario; adds ``foreign_cores``: CPUs kept busy by anything else meanwhile."""
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-exec-{method}-", dir=tmp))
-    busy0, ours0, t0 = _busy_cpu_s(), _children_cpu_s(), time.perf_counter()
+    busy0, ours0, t0 = busy_cpu_s(), _children_cpu_s(), time.perf_counter()
     try:
         run = (
             run_xargs if method == "xargs" else functools.partial(run_python_method, method, profile=profile)
         )
         res = run(sc, workdir)
-        busy1, ours1, t1 = _busy_cpu_s(), _children_cpu_s(), time.perf_counter()
+        busy1, ours1, t1 = busy_cpu_s(), _children_cpu_s(), time.perf_counter()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     # Includes kernel threads working for us (writeback of the logs): an upper bound on the noise.

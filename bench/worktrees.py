@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _common import fs_type  # sibling module of this script
+from _common import busy_cpu_s, fs_type  # sibling module of this script
 
 from runner import Hypothesis, Worktree, WorktreeManager
 from runner.aio import run_sync
@@ -92,19 +92,6 @@ def normalise(message: str) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def _busy_cpu_s() -> float | None:
-    """CPU seconds the whole machine has been busy (all CPUs; steal counts as busy: not ours to use)."""
-    try:
-        with open("/proc/stat", encoding="ascii") as fh:
-            fields = fh.readline().split()
-    except OSError:
-        return None
-    if not fields or fields[0] != "cpu" or len(fields) < 9:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
 def _own_cpu_s() -> float:
     """CPU seconds of this process and its reaped children (every git command here is one)."""
     total = 0.0
@@ -116,9 +103,9 @@ def _own_cpu_s() -> float:
 
 def measured(run: Callable[[], Outcome]) -> Outcome:
     """``run()`` with ``foreign_cores`` set: CPUs other processes kept busy meanwhile (noise indicator)."""
-    busy0, own0, t0 = _busy_cpu_s(), _own_cpu_s(), time.perf_counter()
+    busy0, own0, t0 = busy_cpu_s(), _own_cpu_s(), time.perf_counter()
     out = run()
-    busy1, own1, t1 = _busy_cpu_s(), _own_cpu_s(), time.perf_counter()
+    busy1, own1, t1 = busy_cpu_s(), _own_cpu_s(), time.perf_counter()
     if busy0 is not None and busy1 is not None and t1 > t0:
         out.foreign_cores = max(0.0, (busy1 - busy0) - (own1 - own0)) / (t1 - t0)
     return out
