@@ -37,7 +37,7 @@ from .run import RunOptions, execute
 
 __all__ = ["MODES", "main"]
 
-MODES = ("test",)
+MODES = ("test", "merge", "submit", "status", "collect", "generate")
 DEFAULT_CONFIG = ".github/worktree-runner.yml"
 DEFAULT_RESULTS_DIR = ".worktree-runner"
 EXIT_BAD_INPUT = 2
@@ -226,6 +226,14 @@ def main() -> int:
         mode = get_input("mode") or "test"
         if mode not in MODES:
             raise InputError("mode", f"expected one of {', '.join(MODES)}; got {mode!r}")
+        if mode == "merge":
+            from .action_merge import run_merge_mode
+
+            return run_merge_mode(log)
+        if mode in ("submit", "status", "collect", "generate"):
+            from .action_openhands import run_openhands_mode
+
+            return run_openhands_mode(mode, log)
         return run_test_mode(log)
     except (InputError, ConfigError) as exc:
         if isinstance(exc, ConfigError) and exc.source == "--repo":
