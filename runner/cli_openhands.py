@@ -1,0 +1,120 @@
+"""``worktree-runner submit | status | collect | generate``: OpenHands test generation on the CLI.
+
+The API keys come from the environment only (OPENHANDS_API_KEY, OPENHANDS_LLM_API_KEY): a key on
+the command line would be visible to every user of the machine in ``ps``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .generation import GenerationInputError, GenerationOptions, collect, make_generator, status, submit
+from .openhands import OpenHandsError
+from .results import write_atomic
+
+__all__ = ["SUBCOMMANDS", "add_parsers", "run"]
+
+SUBCOMMANDS = ("submit", "status", "collect", "generate")
+
+
+def _threshold(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percentage, got {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 100, got {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def add_parsers(sub: Any) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--repo", type=Path, default=Path("."), help="the repository (default: .)")
+        p.add_argument(
+            "--backend", choices=("cloud", "agent-server"), help="default: $OPENHANDS_BACKEND, else cloud"
+        )
+        p.add_argument("--url", help="OpenHands server URL (default: $OPENHANDS_API_URL)")
+
+    def request(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--module-path", required=True, help="the module to write tests for (relative to --repo)"
+        )
+        p.add_argument("--output-path", required=True, help="where the test file goes (relative to --repo)")
+        p.add_argument("--coverage-threshold", type=_threshold, default=80.0, help="percent (default 80)")
+
+    def waiting(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--wait-timeout", type=_seconds, default=600.0, help="seconds (default 600)")
+        p.add_argument("--poll-interval", type=_seconds, default=5.0, help="seconds (default 5)")
+        p.add_argument("--test-timeout", type=_seconds, default=600.0, help="seconds for running the tests")
+        p.add_argument("--result-json", type=Path, help="also write the result document here")
+
+    p = sub.add_parser("submit", help="submit a test-generation task to OpenHands; prints the task ID")
+    common(p)
+    request(p)
+    p = sub.add_parser("status", help="one look at a task (never waits); prints JSON")
+    common(p)
+    p.add_argument("task_id", metavar="TASK_ID")
+    p = sub.add_parser("collect", help="wait for a task, write and verify its tests; prints JSON")
+    common(p)
+    p.add_argument("task_id", metavar="TASK_ID")
+    waiting(p)
+    p = sub.add_parser("generate", help="submit and collect in one (blocking)")
+    common(p)
+    request(p)
+    waiting(p)
+
+
+def _print_json(doc: dict[str, Any]) -> None:
+    print(json.dumps(doc, indent=2, ensure_ascii=False))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit 0 done/COMPLETED, 1 FAILED or server trouble, 2 bad input."""
+    if not args.repo.is_dir():
+        print(f"worktree-runner: error: --repo: {args.repo} is not a directory", file=sys.stderr)
+        return 2
+    options = GenerationOptions(
+        workspace=args.repo.resolve(), url=args.url, backend=args.backend,
+        test_timeout=getattr(args, "test_timeout", 600.0),
+    )  # fmt: skip
+    try:
+        generator = make_generator(options)
+        if args.subcommand in ("submit", "generate"):
+            task_id = submit(generator, args.module_path, args.output_path, args.coverage_threshold)
+            if args.subcommand == "submit":
+                print(task_id)
+                return 0
+            print(f"worktree-runner: submitted {task_id}", file=sys.stderr)
+        else:
+            task_id = args.task_id
+        if args.subcommand == "status":
+            _print_json(status(generator, task_id))
+            return 0
+        result = collect(generator, task_id, timeout=args.wait_timeout, poll_interval=args.poll_interval)
+    except GenerationInputError as exc:
+        print(f"worktree-runner: error: {exc}", file=sys.stderr)
+        return 2
+    except OpenHandsError as exc:
+        print(f"worktree-runner: error: {generator.redact(str(exc))}", file=sys.stderr)
+        return 1
+    if args.result_json is not None:
+        write_atomic(args.result_json, json.dumps(result, indent=2).encode() + b"\n")
+    _print_json(result)
+    if result["status"] != "COMPLETED":
+        print(f"worktree-runner: FAILED: {result.get('reason')}", file=sys.stderr)
+        return 1
+    return 0

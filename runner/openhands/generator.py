@@ -1,0 +1,333 @@
+"""``OpenHandsTestGenerator``: submit now, look later, collect and verify when done.
+
+Async methods with sync wrappers, like ``AsyncTestExecutor``. ``submit_test_generation_task``
+returns a self-describing task ID (``TaskRef``) as soon as the server has accepted the task;
+``get_task_status`` makes one look and never waits; ``get_test_generation_results`` polls until the
+agent ends, then fetches the file, writes it into the workspace and runs it under coverage itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ..aio import run_sync
+from .agent_server import AgentServerBackend
+from .backend import AgentState, Backend, GenerationRequest, TaskStatus
+from .cloud import CloudBackend
+from .errors import OpenHandsError, redact
+from .prompt import build_prompt, build_title
+from .settings import OpenHandsSettings
+from .task_id import TaskRef, check_relative_path
+from .verify import Verification, coverage_include, verify_generated_tests
+
+__all__ = ["OpenHandsTestGenerator", "TestGenerationResult"]
+
+DEFAULT_THRESHOLD = 80.0
+
+
+@dataclass
+class TestGenerationResult:
+    """What ``collect`` found. ``status`` is COMPLETED only when verification passed."""
+
+    __test__ = False  # not a pytest test class
+
+    task_id: str
+    status: TaskStatus
+    success: bool
+    module_path: str
+    output_path: str
+    threshold: float
+    tests_passed: bool
+    coverage: float | None
+    generated_file: str | None
+    agent_status: str | None
+    agent_message: str | None
+    conversation_url: str | None
+    duration_s: float
+    reason: str | None
+    test_output: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task_id": self.task_id,
+            "success": self.success,
+            "status": str(self.status),
+            "module_path": self.module_path,
+            "output_path": self.output_path,
+            "generated_file": self.generated_file,
+            "tests_passed": self.tests_passed,
+            "coverage": self.coverage,
+            "threshold": self.threshold,
+            "agent_status": self.agent_status,
+            "agent_message": self.agent_message,
+            "conversation_url": self.conversation_url,
+            "duration_s": round(self.duration_s, 3),
+            "reason": self.reason,
+            "test_output": self.test_output,
+        }
+
+
+class OpenHandsTestGenerator:
+    """Client for unit-test generation on OpenHands (Cloud V1 API or a self-hosted agent-server)."""
+
+    def __init__(
+        self,
+        settings: OpenHandsSettings | None = None,
+        *,
+        workspace: str | os.PathLike[str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        python: str | None = None,
+        test_timeout: float = 600.0,
+        setup_command: list[str] | None = None,
+        write_to_workspace: bool = True,
+        **overrides: Any,
+    ) -> None:
+        self.settings = (settings or OpenHandsSettings()).with_overrides(**overrides)
+        self.workspace = Path(workspace or os.environ.get("GITHUB_WORKSPACE") or os.getcwd())
+        self._transport = transport
+        self.python = python
+        self.test_timeout = test_timeout
+        self.setup_command = setup_command
+        self.write_to_workspace = write_to_workspace
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> OpenHandsTestGenerator:
+        """Settings from OPENHANDS_API_URL, OPENHANDS_API_KEY, OPENHANDS_BACKEND, OPENHANDS_LLM_*,
+        OPENHANDS_REPO_URL / OPENHANDS_REPO_REF (else GITHUB_SERVER_URL/GITHUB_REPOSITORY, GITHUB_SHA)."""
+        setting_names = set(OpenHandsSettings.__dataclass_fields__)
+        overrides = {k: kwargs.pop(k) for k in list(kwargs) if k in setting_names}
+        return cls(OpenHandsSettings.from_env(env, **overrides), **kwargs)
+
+    def _backend(self) -> Backend:
+        if self.settings.backend == "agent-server":
+            repo_url = self.settings.local_repo_url(self.workspace)
+            return AgentServerBackend(self.settings, repo_url=repo_url, transport=self._transport)
+        return CloudBackend(self.settings, transport=self._transport)
+
+    def redact(self, text: str) -> str:
+        return redact(text, *self.settings.secrets())
+
+    # -- submit -------------------------------------------------------------------------------
+
+    def prepare_request(
+        self, module_path: str, output_path: str, coverage_threshold: float
+    ) -> GenerationRequest:
+        """Validate the request before anything is sent (ValueError names the bad field)."""
+        module = check_relative_path(module_path, "module path")
+        output = check_relative_path(output_path, "output path")
+        if not 0 <= float(coverage_threshold) <= 100:
+            raise ValueError(f"coverage threshold must be between 0 and 100, got {coverage_threshold}")
+        if not (self.workspace / module).exists():
+            raise ValueError(f"module path {module!r} does not exist in {self.workspace}")
+        if not output.endswith(".py"):
+            raise ValueError(f"output path {output!r} must name a .py file")
+        include = coverage_include(module, self.workspace)
+        return GenerationRequest(
+            module_path=module,
+            output_path=output,
+            coverage_threshold=float(coverage_threshold),
+            prompt=build_prompt(module, output, float(coverage_threshold), include),
+            title=build_title(module),
+        )
+
+    async def submit_test_generation_task_async(
+        self, module_path: str, output_path: str, coverage_threshold: float = DEFAULT_THRESHOLD
+    ) -> str:
+        request = self.prepare_request(module_path, output_path, coverage_threshold)
+        backend = self._backend()
+        try:
+            ref = await backend.submit(request, submitted_at=time.time())
+        finally:
+            await backend.aclose()
+        return ref.encode()
+
+    def submit_test_generation_task(
+        self, module_path: str, output_path: str, coverage_threshold: float = DEFAULT_THRESHOLD
+    ) -> str:
+        return run_sync(self.submit_test_generation_task_async(module_path, output_path, coverage_threshold))
+
+    # -- status -------------------------------------------------------------------------------
+
+    def _ref(self, task_id: str | TaskRef) -> TaskRef:
+        ref = task_id if isinstance(task_id, TaskRef) else TaskRef.parse(task_id)
+        if ref.backend != self.settings.backend:
+            raise ValueError(
+                f"task {ref.id} belongs to the {ref.backend} backend, but this client is set up for "
+                f"{self.settings.backend} (set OPENHANDS_BACKEND / openhands-backend)"
+            )
+        return ref
+
+    @staticmethod
+    def _state_dict(ref: TaskRef, state: AgentState) -> dict[str, Any]:
+        return {
+            "task_id": ref.encode(),
+            "backend": ref.backend,
+            "status": str(state.status),
+            "agent_status": state.agent_status,
+            "reason": state.reason,
+            "conversation_id": state.conversation_id,
+            "conversation_url": state.conversation_url,
+            "module_path": ref.module_path,
+            "output_path": ref.output_path,
+            "threshold": ref.threshold,
+        }
+
+    async def get_task_status_async(self, task_id: str) -> dict[str, Any]:
+        """One look, no waiting. ``status`` COMPLETED means the agent finished; collect verifies."""
+        ref = self._ref(task_id)
+        backend = self._backend()
+        try:
+            return self._state_dict(ref, await backend.status(ref))
+        finally:
+            await backend.aclose()
+
+    def get_task_status(self, task_id: str) -> dict[str, Any]:
+        return run_sync(self.get_task_status_async(task_id))
+
+    # -- collect ------------------------------------------------------------------------------
+
+    async def _wait(self, backend: Backend, ref: TaskRef, timeout: float, poll_interval: float) -> AgentState:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            state = await backend.status(ref)
+            if state.status.terminal:
+                return state
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"task {ref.id} did not finish within {timeout:g}s "
+                    f"(last status {state.status}, agent status {state.agent_status})"
+                )
+            await asyncio.sleep(min(poll_interval, remaining))
+
+    async def get_test_generation_results_async(
+        self,
+        task_id: str,
+        timeout: float = 600,
+        poll_interval: float = 5.0,
+        *,
+        cancel_on_timeout: bool = False,
+    ) -> dict[str, Any]:
+        """Wait for the agent, then verify its tests; raises TimeoutError if it does not end in time."""
+        ref = self._ref(task_id)
+        backend = self._backend()
+        try:
+            try:
+                state = await self._wait(backend, ref, timeout, poll_interval)
+            except TimeoutError:
+                if cancel_on_timeout:
+                    with contextlib.suppress(OpenHandsError):
+                        await backend.cancel(ref, await backend.status(ref))
+                raise
+            result = await self._collect(backend, ref, state)
+        finally:
+            await backend.aclose()
+        return result.to_dict()
+
+    def get_test_generation_results(
+        self,
+        task_id: str,
+        timeout: float = 600,
+        poll_interval: float = 5.0,
+        *,
+        cancel_on_timeout: bool = False,
+    ) -> dict[str, Any]:
+        return run_sync(
+            self.get_test_generation_results_async(
+                task_id, timeout, poll_interval, cancel_on_timeout=cancel_on_timeout
+            )
+        )
+
+    async def _collect(self, backend: Backend, ref: TaskRef, state: AgentState) -> TestGenerationResult:
+        message = None
+        with contextlib.suppress(OpenHandsError):  # the message is informative only
+            message = await backend.agent_message(ref, state)
+        result = TestGenerationResult(
+            task_id=ref.encode(), status=TaskStatus.FAILED, success=False, module_path=ref.module_path,
+            output_path=ref.output_path, threshold=ref.threshold, tests_passed=False, coverage=None,
+            generated_file=None, agent_status=state.agent_status, agent_message=message,
+            conversation_url=state.conversation_url, duration_s=0.0, reason=state.reason,
+        )  # fmt: skip
+        if state.status is TaskStatus.COMPLETED:
+            try:
+                content = await backend.fetch_output(ref, state)
+            except OpenHandsError as exc:
+                content, result.reason = None, self.redact(str(exc))
+            if content is None:
+                result.reason = result.reason or (
+                    f"the agent said it finished, but {ref.output_path} does not exist in its workspace"
+                )
+            else:
+                self._write_workspace_file(ref, content, result)
+                verification = await verify_generated_tests(
+                    self.workspace, content=content, module_path=ref.module_path, output_path=ref.output_path,
+                    threshold=ref.threshold, base_commit=ref.base_commit, python=self.python,
+                    timeout=self.test_timeout, setup_command=self.setup_command,
+                )  # fmt: skip
+                self._apply(verification, result)
+        result.duration_s = max(0.0, time.time() - ref.submitted_at)
+        return result
+
+    def _write_workspace_file(self, ref: TaskRef, content: bytes, result: TestGenerationResult) -> None:
+        if not self.write_to_workspace:
+            return
+        root = self.workspace.resolve()
+        target = (root / ref.output_path).resolve()
+        if root not in target.parents:
+            result.reason = f"output path {ref.output_path!r} leaves the workspace"
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        tmp.write_bytes(content)
+        os.replace(tmp, target)
+        result.generated_file = ref.output_path
+
+    @staticmethod
+    def _apply(verification: Verification, result: TestGenerationResult) -> None:
+        result.tests_passed = verification.tests_passed
+        result.coverage = verification.coverage
+        result.test_output = verification.output_tail
+        result.reason = verification.reason
+        result.success = verification.reason is None
+        result.status = TaskStatus.COMPLETED if result.success else TaskStatus.FAILED
+
+    # -- blocking, for backward compatibility --------------------------------------------------
+
+    async def generate_tests_async(
+        self,
+        module_path: str,
+        output_path: str,
+        coverage_threshold: float = DEFAULT_THRESHOLD,
+        *,
+        timeout: float = 600,
+        poll_interval: float = 5.0,
+    ) -> dict[str, Any]:
+        task_id = await self.submit_test_generation_task_async(module_path, output_path, coverage_threshold)
+        return await self.get_test_generation_results_async(
+            task_id, timeout, poll_interval, cancel_on_timeout=True
+        )
+
+    def generate_tests(
+        self,
+        module_path: str,
+        output_path: str,
+        coverage_threshold: float = DEFAULT_THRESHOLD,
+        *,
+        timeout: float = 600,
+        poll_interval: float = 5.0,
+    ) -> dict[str, Any]:
+        return run_sync(
+            self.generate_tests_async(
+                module_path, output_path, coverage_threshold, timeout=timeout, poll_interval=poll_interval
+            )
+        )
