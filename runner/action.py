@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from .github import (
     get_float_input,
     get_input,
     get_int_input,
+    post_summary_comment,
     render_summary,
     write_summary,
 )
@@ -34,6 +36,7 @@ from .naming import display_name
 from .ownership import restore_ownership
 from .results import RunReport
 from .run import RunOptions, execute
+from .sharding import ShardSpecError, parse_shard
 
 __all__ = ["MODES", "main"]
 
@@ -139,11 +142,12 @@ def _annotation_target(tail: str, repo_rel: str) -> tuple[str | None, int | None
 
 def report_to_github(
     report: RunReport, log: ActionsLog, budget: AnnotationBudget, *, workspace: Path, repo: Path,
-    options: RunOptions,
+    options: RunOptions, annotate: bool = True, notes: Sequence[str] = (),
 ) -> None:  # fmt: skip
+    """Outputs and job summary; with ``annotate`` also an annotation and a log group per failure."""
     repo_rel = _rel(repo, workspace)
     for result in report.results:
-        if result.status not in (Status.FAILED, Status.TIMEOUT, Status.ERROR):
+        if not annotate or result.status not in (Status.FAILED, Status.TIMEOUT, Status.ERROR):
             continue
         file, line = _annotation_target(result.output_tail, repo_rel)
         tail = "\n".join(result.output_tail.rstrip().splitlines()[-15:])
@@ -159,9 +163,19 @@ def report_to_github(
         report.to_dict(),
         cancelled_run=cancelled,
         annotation_overflow={str(k): v for k, v in budget.overflow.items()},
+        extra_notes=list(notes),
     )
     if os.environ.get("GITHUB_STEP_SUMMARY"):
         write_summary(summary)
+    try:
+        comment_on_pr = get_bool_input("comment-on-pr", default=False)
+    except InputError as exc:  # read after the run: warn rather than fail a finished run
+        log.warning(f"{exc}; no pull-request comment", title="worktree-runner")
+        comment_on_pr = False
+    if comment_on_pr and report.extra.get("shard"):  # every shard job would edit the same comment
+        log.notice("Pull-request comment skipped for a shard: the merge job (comment-on-pr) comments the run")
+    elif comment_on_pr:
+        post_summary_comment(report.to_dict(), log, token=get_input("github-token"), cancelled_run=cancelled)
     if not os.environ.get("GITHUB_OUTPUT"):
         log.warning("GITHUB_OUTPUT is not set: step outputs are not written")
         return
@@ -185,6 +199,11 @@ def run_test_mode(log: ActionsLog) -> int:
     config, source = read_config(workspace, repo)
     results_dir = _inside(workspace, get_input("results-dir") or DEFAULT_RESULTS_DIR, "results-dir")
     durations_input = get_input("durations-file")
+    shard_input = get_input("shard")
+    try:
+        shard = parse_shard(shard_input) if shard_input else None
+    except ShardSpecError as exc:
+        raise InputError("shard", str(exc)) from None
     options = RunOptions(
         repo=repo,
         results_json=results_dir / "results.json",
@@ -193,6 +212,7 @@ def run_test_mode(log: ActionsLog) -> int:
         durations_file=_inside(workspace, durations_input, "durations-file") if durations_input else None,
         progress=progress_printer(sys.stdout),  # type: ignore[arg-type]
         paths_relative_to=workspace,
+        shard=shard,
     )
     budget = AnnotationBudget(log, workspace=str(workspace))
 
@@ -202,8 +222,19 @@ def run_test_mode(log: ActionsLog) -> int:
         (results_dir / ".gitignore").write_text("*\n", encoding="utf-8")
 
     try:
-        report = execute(config, options, source=source, before_run=make_results_dir)
-        report_to_github(report, log, budget, workspace=workspace, repo=repo, options=options)
+        try:
+            report = execute(config, options, source=source, before_run=make_results_dir)
+        except ConfigError as exc:
+            if exc.source == "--shard":  # an empty shard: name the input, not the CLI flag
+                raise InputError("shard", exc.reason) from None
+            raise
+        meta = report.extra.get("shard")
+        notes = (
+            [f"Shard {meta['index']}/{meta['total']}: {len(report.results)} of {meta['hypotheses_total']} "
+             f"hypotheses ({meta['strategy']} split); the merge job reports the whole run."]
+            if meta else []
+        )  # fmt: skip
+        report_to_github(report, log, budget, workspace=workspace, repo=repo, options=options, notes=notes)
     finally:
         restore_ownership(workspace, [results_dir, repo / ".git" / "worktrees"])
     return exit_code_for(report)

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .config import split_command
 from .generation import GenerationInputError, GenerationOptions, collect, make_generator, status, submit
 from .github import (
     MAX_OUTPUT_BYTES,
@@ -60,7 +61,18 @@ def _options(workspace: Path) -> GenerationOptions:
         api_key=get_input("openhands-api-key") or None,
         backend=get_input("openhands-backend") or None,
         test_timeout=get_float_input("timeout", 600.0, minimum=1),
+        setup_command=_setup_command(),
     )
+
+
+def _setup_command() -> list[str] | None:
+    text = get_input("setup-command")
+    if not text:
+        return None
+    try:
+        return split_command(text, what="setup-command")
+    except ValueError as exc:
+        raise InputError("setup-command", str(exc)) from None
 
 
 def _cell(value: object) -> str:

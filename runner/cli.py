@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from . import __version__, signals
+from . import __version__, cli_openhands, signals
 from .config import ConfigError, RunnerConfig, TestExecutionResult, load_config
 from .naming import display_name
 from .results import RunReport
-from .run import RunOptions, execute
+from .run import RunOptions, execute, write_reports
+from .sharding import ShardSpec, ShardSpecError, parse_shard
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_SUCCESS", "exit_code_for", "main"]
 
@@ -48,6 +49,13 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _shard(text: str) -> ShardSpec:
+    try:
+        return parse_shard(text)
+    except ShardSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="worktree-runner", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -65,7 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument(
         "--durations", type=Path, help="results JSON of an earlier run: start the longest hypotheses first"
     )
+    test.add_argument("--shard", type=_shard, metavar="K/N", help="run only shard K of N (1-based, N <= 256)")
     test.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    cli_openhands.add_parsers(sub)
+    merge = sub.add_parser("merge", help="combine the results JSON files of the shards of one run")
+    merge.add_argument("files", nargs="+", type=Path, metavar="FILES", help="one results JSON per shard")
+    merge.add_argument("--results-json", type=Path, help="write the merged results JSON (schema 1) here")
+    merge.add_argument("--junit", type=Path, help="write the merged JUnit XML here")
+    merge.add_argument("-q", "--quiet", action="store_true", help="no line per shard")
     return parser
 
 
@@ -127,9 +142,34 @@ def cmd_test(args: argparse.Namespace) -> int:
         junit=args.junit,
         logs_dir=args.logs_dir,
         durations_file=args.durations,
+        shard=args.shard,
         progress=None if args.quiet else progress_printer(),  # type: ignore[arg-type]
     )
     report = execute(config, options, source=str(args.config))
+    print(_conclusion_line(report), file=sys.stderr)
+    return exit_code_for(report)
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .merge import MergeError, merge_files
+
+    for flag, path in (("--results-json", args.results_json), ("--junit", args.junit)):
+        if path is not None and path.is_dir():
+            raise ConfigError(f"{path} is a directory, expected a file path", source=flag)
+    try:
+        report = merge_files(args.files, source="FILES")
+    except MergeError as exc:
+        for problem in exc.problems:
+            print(f"worktree-runner: error: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if not args.quiet:
+        for shard in report.extra["merged"]["shards"]:
+            print(
+                f"shard {shard['index']}/{report.extra['merged']['total']}: {display_name(shard['file'])}: "
+                f"{shard['results']} results, {shard['conclusion']} in {shard['duration_s']:.1f}s",
+                file=sys.stderr,
+            )
+    write_reports(report, RunOptions(results_json=args.results_json, junit=args.junit))
     print(_conclusion_line(report), file=sys.stderr)
     return exit_code_for(report)
 
@@ -144,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.subcommand == "test":
             return cmd_test(args)
+        if args.subcommand in cli_openhands.SUBCOMMANDS:
+            return cli_openhands.run(args)
+        if args.subcommand == "merge":
+            return cmd_merge(args)
     except ConfigError as exc:
         print(f"worktree-runner: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

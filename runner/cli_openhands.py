@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .config import split_command
 from .generation import GenerationInputError, GenerationOptions, collect, make_generator, status, submit
 from .openhands import OpenHandsError
 from .results import write_atomic
@@ -61,6 +62,7 @@ def add_parsers(sub: Any) -> None:
         p.add_argument("--poll-interval", type=_seconds, default=5.0, help="seconds (default 5)")
         p.add_argument("--test-timeout", type=_seconds, default=600.0, help="seconds for running the tests")
         p.add_argument("--result-json", type=Path, help="also write the result document here")
+        p.add_argument("--setup", help="command run in the verification worktree before the tests")
 
     p = sub.add_parser("submit", help="submit a test-generation task to OpenHands; prints the task ID")
     common(p)
@@ -87,9 +89,14 @@ def run(args: argparse.Namespace) -> int:
     if not args.repo.is_dir():
         print(f"worktree-runner: error: --repo: {args.repo} is not a directory", file=sys.stderr)
         return 2
+    try:
+        setup = split_command(args.setup, what="--setup") if getattr(args, "setup", None) else None
+    except ValueError as exc:
+        print(f"worktree-runner: error: {exc}", file=sys.stderr)
+        return 2
     options = GenerationOptions(
         workspace=args.repo.resolve(), url=args.url, backend=args.backend,
-        test_timeout=getattr(args, "test_timeout", 600.0),
+        test_timeout=getattr(args, "test_timeout", 600.0), setup_command=setup,
     )  # fmt: skip
     try:
         generator = make_generator(options)

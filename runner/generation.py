@@ -42,6 +42,7 @@ class GenerationOptions:
     backend: str | None = None
     python: str | None = None
     test_timeout: float = 600.0
+    setup_command: list[str] | None = None
 
 
 def make_generator(
@@ -54,7 +55,11 @@ def make_generator(
     except ValueError as exc:
         raise GenerationInputError("openhands settings", str(exc)) from None
     return OpenHandsTestGenerator(
-        settings, workspace=options.workspace, python=options.python, test_timeout=options.test_timeout
+        settings,
+        workspace=options.workspace,
+        python=options.python,
+        test_timeout=options.test_timeout,
+        setup_command=options.setup_command,
     )
 
 

@@ -8,7 +8,7 @@ import functools
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import signals
@@ -16,9 +16,18 @@ from .async_test_executor import AsyncTestExecutor, ProgressCallback, WorkItem
 from .config import ConfigError, RunnerConfig, Status
 from .results import RunReport, write_junit, write_results_json
 from .scheduling import load_durations
+from .sharding import ShardPlan, ShardSpec, plan_shard
 from .worktrees import WorktreeError, WorktreeManager, default_worktree_base
 
-__all__ = ["RunOptions", "check_inputs", "execute", "run_config", "run_config_async", "write_reports"]
+__all__ = [
+    "RunOptions",
+    "check_inputs",
+    "execute",
+    "run_config",
+    "run_config_async",
+    "select_shard",
+    "write_reports",
+]
 
 
 @dataclass
@@ -36,6 +45,8 @@ class RunOptions:
     # Report log paths relative to this directory (the action: the workspace, so that they mean
     # something outside the container).
     paths_relative_to: Path | None = None
+    # Run only this shard of the hypotheses (``execute`` selects it; the report records ``shard``).
+    shard: ShardSpec | None = None
 
 
 def check_inputs(config: RunnerConfig, options: RunOptions, *, source: str = "config") -> dict[str, float]:
@@ -135,11 +146,33 @@ def execute(
     ``before_run`` is called once every input has been checked and before anything is created.
     """
     durations = check_inputs(config, options, source=source)
+    plan = None
+    if options.shard is not None:
+        config, plan = select_shard(config, options.shard, durations)
+        options = replace(options, shard=None)
     if before_run is not None:
         before_run()
     report = run_config(config, options, durations=durations)
+    if plan is not None:
+        report.extra["shard"] = plan.metadata()
     write_reports(report, options)
     return report
+
+
+def select_shard(
+    config: RunnerConfig, spec: ShardSpec, durations: dict[str, float]
+) -> tuple[RunnerConfig, ShardPlan]:
+    """The configuration reduced to shard ``spec``'s hypotheses. Raises ConfigError (source
+    ``--shard``) when the shard would be empty (more shards than hypotheses)."""
+    plan = plan_shard([h.name for h in config.hypotheses], spec, durations)
+    if not plan.positions:
+        raise ConfigError(
+            f"shard {spec} has no hypotheses: there are only {plan.hypotheses_total}, "
+            f"so use at most {plan.hypotheses_total} shards",
+            source="--shard",
+        )
+    hypotheses = [config.hypotheses[i] for i in plan.positions]
+    return config.model_copy(update={"hypotheses": hypotheses}), plan
 
 
 def write_reports(report: RunReport, options: RunOptions) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.openhands_support.fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 

@@ -1,5 +1,6 @@
 """The GitHub Actions runner contract: workflow commands, file commands,
-inputs, annotations and the job summary (stdlib only)."""
+inputs, annotations and the job summary (stdlib only), and the pull-request
+comment (PyGithub, imported only when a comment is posted)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from runner.github.inputs import (
     get_multiline_input,
     input_env_name,
 )
+from runner.github.pr_comment import COMMENT_MAX_CHARS, post_summary_comment
 from runner.github.summary import (
     MAX_SUMMARY_BYTES,
     SUMMARY_TARGET_BYTES,
@@ -45,6 +47,7 @@ from runner.github.summary import (
 )
 
 __all__ = [
+    "COMMENT_MAX_CHARS",
     "MAX_ANNOTATIONS_PER_LEVEL",
     "MAX_MESSAGE_CHARS",
     "MAX_OUTPUT_BYTES",
@@ -69,6 +72,7 @@ __all__ = [
     "get_multiline_input",
     "input_env_name",
     "new_stop_token",
+    "post_summary_comment",
     "relative_path",
     "render_summary",
     "save_state",

@@ -2,7 +2,9 @@
 
 GitHub drops a step's *whole* summary when the file is larger than
 :data:`MAX_SUMMARY_BYTES`, so :func:`render_summary` measures the UTF-8 size and
-degrades in stages until the text fits :data:`SUMMARY_TARGET_BYTES`:
+degrades in stages until the text fits :data:`SUMMARY_TARGET_BYTES` (or, with
+``max_chars``, a character count: a pull-request comment is limited to 65,536
+characters):
 
 1. everything: totals, table, the full output tail of every failing hypothesis;
 2. tails shortened to the last :data:`REDUCED_TAIL_LINES` lines /
@@ -117,6 +119,12 @@ class _Overflow(Exception):
 
 def _nbytes(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", errors="replace"))
+
+
+def _nchars(text: str) -> int:
+    """Characters as UTF-16 code units: never fewer than code points, so a text
+    that fits counts as fitting whichever of the two a server counts."""
+    return len(text) if text.isascii() else len(text.encode("utf-16-le", errors="surrogatepass")) // 2
 
 
 def clean_text(text: str) -> str:
@@ -308,16 +316,17 @@ _LEVEL_WORDS: Final[Mapping[str, tuple[str, str]]] = {
 
 
 class _Doc:
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, measure: Callable[[str], int] = _nbytes) -> None:
         self.parts: list[str] = []
         self.size = 0
         self.limit = limit
+        self.measure = measure
 
     def fits(self, text: str, reserve: int = 0) -> bool:
-        return self.size + _nbytes(text) + reserve <= self.limit
+        return self.size + self.measure(text) + reserve <= self.limit
 
     def add(self, text: str, reserve: int = 0) -> None:
-        size = _nbytes(text)
+        size = self.measure(text)
         if self.size + size + reserve > self.limit:
             raise _Overflow
         self.parts.append(text)
@@ -432,7 +441,9 @@ def _note(text: str) -> str:
 def _render_partial_tails(
     doc: _Doc, head: str, rows: Sequence[str], failing: Sequence[_Entry], tails: _TailCache
 ) -> None:
-    reserve = _nbytes(_note(f"Output of {len(failing)} of {len(failing)} failing hypotheses not shown")) + 200
+    reserve = (
+        doc.measure(_note(f"Output of {len(failing)} of {len(failing)} failing hypotheses not shown")) + 200
+    )
     doc.add(head)
     doc.add(_TABLE_HEAD)
     for row in rows:
@@ -459,7 +470,8 @@ def _render_partial_tails(
 def _render_truncated_table(doc: _Doc, head: str, entries: Sequence[_Entry], rows: Sequence[str]) -> None:
     total = len(entries)
     reserve = (
-        _nbytes(_note(f"Summary truncated: {total} of {total} hypotheses shown; see the results file")) + 8
+        doc.measure(_note(f"Summary truncated: {total} of {total} hypotheses shown; see the results file"))
+        + 8
     )
     doc.add(head)
     doc.add(_TABLE_HEAD, reserve)
@@ -475,11 +487,12 @@ def _render_truncated_table(doc: _Doc, head: str, entries: Sequence[_Entry], row
     doc.add(_note(f"Summary truncated: {shown} of {total} hypotheses shown; see the results file"))
 
 
-def _truncate_lines(text: str, limit: int) -> str:
+def _truncate_lines(text: str, limit: int, measure: Callable[[str], int] = _nbytes) -> str:
     """Cut ``text`` at a line boundary so that, with the closing of any open
-    fence / ``<details>`` and a note, it fits ``limit`` bytes."""
+    fence / ``<details>`` and a note, it fits ``limit`` (bytes, or whatever
+    ``measure`` counts)."""
     note = "\n**Summary truncated; see the results file**\n"
-    budget = limit - _nbytes(note)
+    budget = limit - measure(note)
     out: list[str] = []
     size = 0
     fence: str | None = None
@@ -502,7 +515,7 @@ def _truncate_lines(text: str, limit: int) -> str:
         ):
             new_fence = None
         closing = (len(new_fence) + 2 if new_fence else 0) + len("\n</details>\n") * new_details
-        cost = _nbytes(line)
+        cost = measure(line)
         if size + cost + closing > budget:
             break
         out.append(line)
@@ -515,7 +528,7 @@ def _truncate_lines(text: str, limit: int) -> str:
     out.extend("\n</details>\n" for _ in range(open_details))
     out.append(note)
     result = "".join(out)
-    return result if _nbytes(result) <= limit else note.strip()[: max(0, limit)]
+    return result if measure(result) <= limit else note.strip()[: max(0, limit)]
 
 
 def render_summary(
@@ -526,12 +539,22 @@ def render_summary(
     annotation_overflow: Mapping[str, int] | None = None,
     extra_notes: Sequence[str] | None = None,
     max_bytes: int = SUMMARY_TARGET_BYTES,
+    max_chars: int | None = None,
 ) -> str:
     """Render the Markdown job summary for a results document (schema 1).
 
     The result is at most ``max_bytes`` UTF-8 bytes (default
     :data:`SUMMARY_TARGET_BYTES`, below GitHub's :data:`MAX_SUMMARY_BYTES`).
+    With ``max_chars`` the size is counted in characters instead (UTF-16 code
+    units, which are never fewer than code points) and the result is at most
+    ``max_chars`` of them; ``max_bytes`` is then not used.  GitHub limits a
+    comment body to 65,536 characters.  The same staged degradation applies in
+    both units.
     """
+    if max_chars is not None:
+        limit, measure = max_chars, _nchars
+    else:
+        limit, measure = max_bytes, _nbytes
     raw_entries = results.get("results")
     entries = [
         _Entry.parse(i, raw) for i, raw in enumerate(raw_entries if isinstance(raw_entries, list) else [])
@@ -556,13 +579,13 @@ def render_summary(
         (_render_truncated_table, (head, entries, rows)),
     ]
     for render, args in stages:
-        doc = _Doc(max_bytes)
+        doc = _Doc(limit, measure)
         try:
             render(doc, *args)
         except _Overflow:
             continue
         return doc.text()
-    return _truncate_lines(head + _TABLE_HEAD + "".join(rows), max_bytes)
+    return _truncate_lines(head + _TABLE_HEAD + "".join(rows), limit, measure)
 
 
 def write_summary(text: str, path: str | os.PathLike[str] | None = None) -> Path:

@@ -117,7 +117,14 @@ class AgentServerBackend:
         repo_dir = str(PurePosixPath(self.settings.server_root) / conversation_id)
         base_commit = await self._prepare_checkout(repo_dir)
         s = self.settings
-        llm: dict[str, Any] = {"model": s.llm_model, "usage_id": "agent", "num_retries": 1}
+        llm: dict[str, Any] = {
+            "model": s.llm_model,
+            "usage_id": "agent",
+            # Bounded: litellm's defaults (5 attempts, waits up to 64 s) make a dead LLM take minutes.
+            "num_retries": s.llm_num_retries,
+            "retry_min_wait": min(8.0, s.llm_retry_max_wait),
+            "retry_max_wait": s.llm_retry_max_wait,
+        }
         if s.llm_base_url:
             llm["base_url"] = s.llm_base_url
         if s.llm_api_key:

@@ -37,6 +37,9 @@ class OpenHandsSettings:
     repository: str | None = None
     branch: str | None = None
     max_iterations: int = 50
+    # agent-server: LLM call attempts (litellm counts the first try) and the longest wait between.
+    llm_num_retries: int = 3
+    llm_retry_max_wait: float = 30.0
     # HTTP behaviour.
     request_timeout: float = 30.0
     connect_timeout: float = 10.0
@@ -61,6 +64,8 @@ class OpenHandsSettings:
             raise ValueError(f"server root {self.server_root!r} must be an absolute path without '..'")
         if self.max_iterations < 1:
             raise ValueError("max_iterations must be >= 1")
+        if self.llm_num_retries < 1 or self.llm_retry_max_wait < 0:
+            raise ValueError("OPENHANDS_LLM_NUM_RETRIES must be >= 1 and OPENHANDS_LLM_RETRY_MAX_WAIT >= 0")
 
     @property
     def base_url(self) -> str:
@@ -93,8 +98,16 @@ class OpenHandsSettings:
         ):
             if env.get(name):
                 values[key] = env[name]
-        if env.get("OPENHANDS_MAX_ITERATIONS"):
-            values["max_iterations"] = int(env["OPENHANDS_MAX_ITERATIONS"])
+        for key, name, kind in (
+            ("max_iterations", "OPENHANDS_MAX_ITERATIONS", int),
+            ("llm_num_retries", "OPENHANDS_LLM_NUM_RETRIES", int),
+            ("llm_retry_max_wait", "OPENHANDS_LLM_RETRY_MAX_WAIT", float),
+        ):
+            if env.get(name):
+                try:
+                    values[key] = kind(env[name])
+                except ValueError:
+                    raise ValueError(f"{name} must be a number, got {env[name]!r}") from None
         server, repo = env.get("GITHUB_SERVER_URL"), env.get("GITHUB_REPOSITORY")
         repo_url = env.get("OPENHANDS_REPO_URL") or (
             f"{server.rstrip('/')}/{repo}.git" if server and repo else None
