@@ -24,7 +24,7 @@ from .aio import run_sync
 from .config import ExecutionSettings, Hypothesis, Status, TestExecutionResult
 from .gitutil import git_env
 from .naming import display_name, safe_name
-from .process import TASK_ENV, CommandOutcome, kill_marked, run_in_group
+from .process import TASK_ENV, CommandOutcome, kill_marked, run_in_group, without_secrets
 from .scheduling import order_by_expected_duration
 from .worktrees import Worktree, WorktreeError
 
@@ -249,7 +249,7 @@ class AsyncTestExecutor:
 
     def _env_for(self, hypothesis: Hypothesis, worktree: Worktree, token: str) -> dict[str, str]:
         if self._base_env is None:
-            base = git_env()
+            base = without_secrets(git_env())
             base.update(self.config.env)
             self._base_env = base
         env = dict(self._base_env)

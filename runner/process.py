@@ -23,6 +23,20 @@ from typing import Literal
 
 TASK_ENV = "WORKTREE_RUNNER_TASK"
 
+# What the commands we run (hypotheses' tests, agent-written tests) must never inherit: action inputs
+# (INPUT_GITHUB-TOKEN, INPUT_OPENHANDS-API-KEY arrive as INPUT_*), the runner's own tokens, and our
+# OpenHands keys. A workflow that wants a command to see a token sets it in `env:` under another name.
+_SECRET_PREFIXES = ("INPUT_",)
+_SECRET_NAMES = frozenset({
+    "ACTIONS_RUNTIME_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_URL",
+    "OPENHANDS_API_KEY", "OPENHANDS_LLM_API_KEY",
+})  # fmt: skip
+
+
+def without_secrets(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` minus the variables untrusted commands must not see (see ``_SECRET_NAMES``)."""
+    return {k: v for k, v in env.items() if k not in _SECRET_NAMES and not k.startswith(_SECRET_PREFIXES)}
+
 # How long we wait for a process to be reaped after SIGKILL. SIGKILL cannot be ignored, so this
 # only guards against a lost exit status (python/cpython#87744) turning into a hang.
 _REAP_TIMEOUT = 5.0

@@ -289,3 +289,23 @@ def test_sigterm_right_after_start_is_handled(repo: Path, tmp_path: Path, runner
     assert "cancel" in result.summary.lower()
     assert worktree_list(repo) == before
     assert [p.name for p in runner_temp.iterdir() if not p.name.startswith("worktree-runner-logs")] == []
+
+
+def test_commands_do_not_inherit_tokens_or_inputs(
+    repo: Path, tmp_path: Path, runner_temp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENHANDS_API_KEY", "oh-key-value")
+    monkeypatch.setenv("ACTIONS_RUNTIME_TOKEN", "runtime-token-value")
+    monkeypatch.setenv("VISIBLE_SETTING", "kept")
+    probe = (
+        "import os, sys; leaked = sorted(k for k in os.environ if k.startswith('INPUT_') or k in "
+        "('OPENHANDS_API_KEY', 'ACTIONS_RUNTIME_TOKEN')); print('leaked:', leaked); "
+        "sys.exit(1 if leaked or os.environ.get('VISIBLE_SETTING') != 'kept' else 0)"
+    )
+    hypotheses = [{"name": "probe", "ref": "main", "command": [PY, "-c", probe]}]
+    result = run_step(
+        repo, tmp_path, {"hypotheses": yaml.safe_dump(hypotheses), "github-token": "ghs_token_value"}, runner_temp
+    )
+    assert result.returncode == 0, result.stdout
+    assert result.outputs["passed"] == "1"
+    assert "ghs_token_value" not in result.stdout.replace("::add-mask::ghs_token_value", "")

@@ -22,13 +22,12 @@ import pytest
 
 from runner.openhands import (
     OpenHandsAuthError,
-    OpenHandsSettings,
     OpenHandsTestGenerator,
     OpenHandsUnavailableError,
     TaskRef,
 )
 
-from .conftest import PY, REPO_ROOT, git, worktree_list
+from .conftest import PY, git, worktree_list
 from .openhands_support.agent_server import AgentServer
 from .openhands_support.fake_llm import FakeLLM, finish, llm_error, write_file
 from .test_action import errors, run_step
@@ -140,7 +139,9 @@ def test_server_restart_between_submit_and_collect(
     assert result["status"] == "COMPLETED", result["reason"]
 
 
-def test_unknown_conversation_is_failed_not_hanging(env: dict[str, str], calc_repo: Path, runner_temp: Path) -> None:
+def test_unknown_conversation_is_failed_not_hanging(
+    env: dict[str, str], calc_repo: Path, runner_temp: Path
+) -> None:
     gen = _generator(env, calc_repo)
     ghost = TaskRef(
         backend="agent-server", id=str(uuid.uuid4()), module_path="calc.py", output_path="tests/test_x.py",
@@ -169,9 +170,11 @@ def test_our_wait_timeout_is_a_timeout_error_and_collect_makes_it_failed(
 
     out = _unique("slow")
     fake_llm.add_scenario(out, [llm_error(500)])
-    gen = _generator({**env, "OPENHANDS_LLM_NUM_RETRIES": "3", "OPENHANDS_LLM_RETRY_MAX_WAIT": "30"}, calc_repo)
+    gen = _generator(
+        {**env, "OPENHANDS_LLM_NUM_RETRIES": "3", "OPENHANDS_LLM_RETRY_MAX_WAIT": "30"}, calc_repo
+    )
     task_id = gen.submit_test_generation_task("calc.py", out)
-    with pytest.raises(TimeoutError, match="did not finish within 0.5s"):
+    with pytest.raises(TimeoutError, match=r"did not finish within 0\.5s"):
         gen.get_test_generation_results(task_id, timeout=0.5, poll_interval=0.1)
     result = collect(gen, task_id, timeout=0.5, poll_interval=0.1)
     assert result["status"] == "FAILED" and "gave up waiting" in result["reason"]
@@ -187,10 +190,14 @@ def test_our_wait_timeout_is_a_timeout_error_and_collect_makes_it_failed(
 
 def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, **env}
-    return subprocess.run([PY, "-m", "runner", *args], cwd=cwd, env=full, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [PY, "-m", "runner", *args], cwd=cwd, env=full, capture_output=True, text=True, timeout=300
+    )
 
 
-def test_cli_submit_status_collect(env: dict[str, str], calc_repo: Path, fake_llm: FakeLLM, runner_temp: Path) -> None:
+def test_cli_submit_status_collect(
+    env: dict[str, str], calc_repo: Path, fake_llm: FakeLLM, runner_temp: Path
+) -> None:
     out = _unique("cli")
     fake_llm.add_scenario(out, [write_file(out, FULL), finish("done")])
     env = {**env, "OPENHANDS_REPO_URL": str(calc_repo)}
@@ -199,7 +206,11 @@ def test_cli_submit_status_collect(env: dict[str, str], calc_repo: Path, fake_ll
     task_id = sub.stdout.strip()
     assert TaskRef.parse(task_id).output_path == out
     status = _cli(["status", task_id], env, calc_repo)
-    assert status.returncode == 0 and json.loads(status.stdout)["status"] in ("QUEUED", "RUNNING", "COMPLETED")
+    assert status.returncode == 0 and json.loads(status.stdout)["status"] in (
+        "QUEUED",
+        "RUNNING",
+        "COMPLETED",
+    )
     got = _cli(["collect", task_id, "--poll-interval", "0.3", "--result-json", "r.json"], env, calc_repo)
     assert got.returncode == 0, got.stderr
     assert json.loads(got.stdout)["coverage"] == 100.0
@@ -223,10 +234,8 @@ def test_action_submit_other_step_collect(
     inputs = {"openhands-api-key": key}
     (tmp_path / "s1").mkdir()
     (tmp_path / "s2").mkdir()
-    submitted = run_step(
-        calc_repo, tmp_path / "s1", {**inputs, "mode": "submit", "module-path": "calc.py", "output-path": out},
-        runner_temp,
-    )  # fmt: skip
+    submit_inputs = {**inputs, "mode": "submit", "module-path": "calc.py", "output-path": out}
+    submitted = run_step(calc_repo, tmp_path / "s1", submit_inputs, runner_temp)
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     assert submitted.outputs["task-status"] == "QUEUED"
     task_id = submitted.outputs["task-id"]
@@ -240,7 +249,12 @@ def test_action_submit_other_step_collect(
     )  # fmt: skip
     assert collected.returncode == 0, collected.stdout + collected.stderr
     o = collected.outputs
-    assert (o["task-status"], o["generated-file"], o["coverage"], o["tests-passed"]) == ("COMPLETED", out, "100.00", "true")
+    assert (o["task-status"], o["generated-file"], o["coverage"], o["tests-passed"]) == (
+        "COMPLETED",
+        out,
+        "100.00",
+        "true",
+    )
     assert o["results-file"] == ".worktree-runner/openhands-result.json"
     assert "✅ COMPLETED" in collected.summary and "100.0%" in collected.summary
     assert (calc_repo / out).read_text() == FULL and worktree_list(calc_repo) == before
@@ -251,15 +265,19 @@ def test_action_submit_other_step_collect(
         assert key not in shown + step.stderr + step.summary + json.dumps(step.outputs)
 
 
-def test_action_bad_inputs_name_the_input(env: dict[str, str], calc_repo: Path, tmp_path: Path, runner_temp: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_action_bad_inputs_name_the_input(
+    env: dict[str, str], calc_repo: Path, tmp_path: Path, runner_temp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     cases = [
         ({"mode": "submit", "output-path": "tests/t.py"}, "module-path"),
         ({"mode": "submit", "module-path": "nope.py", "output-path": "tests/t.py"}, "module-path"),
         ({"mode": "submit", "module-path": "calc.py", "output-path": "../t.py"}, "output-path"),
-        ({"mode": "submit", "module-path": "calc.py", "output-path": "t.py", "coverage-threshold": "120"}, "coverage-threshold"),
+        (
+            {"mode": "submit", "module-path": "calc.py", "output-path": "t.py", "coverage-threshold": "120"},
+            "coverage-threshold",
+        ),
         ({"mode": "collect"}, "task-id"),
         ({"mode": "collect", "task-id": "::error::pwned"}, "task-id"),
         ({"mode": "collect", "task-id": "x", "openhands-backend": "lambda"}, "openhands-backend"),

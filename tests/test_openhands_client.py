@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from hypothesis import given
@@ -53,7 +54,9 @@ def test_task_id_round_trips_and_names_backend_and_id() -> None:
     text = ref.encode()
     assert text.startswith(f"oh1.agent-server.{UUID}.")
     assert TaskRef.parse(text) == ref
-    cloud = _ref(backend="cloud", id=HEX, conversation_id="b" * 32, base_commit=None, repo_dir="/workspace/project")
+    cloud = _ref(
+        backend="cloud", id=HEX, conversation_id="b" * 32, base_commit=None, repo_dir="/workspace/project"
+    )
     assert TaskRef.parse(cloud.encode()) == cloud
 
 
@@ -82,7 +85,7 @@ GOOD = {"module_path": "m.py", "output_path": "t/test_m.py", "threshold": 80, "r
         ("12345", "not a worktree-runner task ID"),
         (f"oh1.agent-server.{UUID}", "not a worktree-runner task ID"),
         (f"oh1.other.{UUID}.e30", "not a worktree-runner task ID"),
-        (f"oh1.agent-server.../../etc.e30", "not a worktree-runner task ID"),
+        ("oh1.agent-server.../../etc.e30", "not a worktree-runner task ID"),
         (f"oh1.agent-server.{UUID}.!!!", "not a worktree-runner task ID"),
         (f"oh1.agent-server.{UUID}.bm90IGpzb24", "damaged"),
         (_forge({**GOOD, "module_path": "../../etc/passwd"}), "module path"),
@@ -115,7 +118,12 @@ def test_settings_from_env_with_github_defaults() -> None:
         "GITHUB_SHA": "c" * 40, "GITHUB_HEAD_REF": "feature-x",
     }  # fmt: skip
     s = OpenHandsSettings.from_env(env)
-    assert (s.backend, s.base_url, s.api_key, s.llm_model) == ("agent-server", "http://127.0.0.1:9", "sekrit-key", "openai/fake")
+    assert (s.backend, s.base_url, s.api_key, s.llm_model) == (
+        "agent-server",
+        "http://127.0.0.1:9",
+        "sekrit-key",
+        "openai/fake",
+    )
     assert (s.repo_url, s.repo_ref, s.repository, s.branch) == (
         "https://github.example/acme/widgets.git", "c" * 40, "acme/widgets", "feature-x")  # fmt: skip
     assert "sekrit-key" not in repr(s)
@@ -143,8 +151,8 @@ def test_settings_reject_bad_values(env: dict[str, str], problem: str) -> None:
 
 
 class _Scripted(BaseHTTPRequestHandler):
-    script: list[tuple[int, dict[str, str], bytes]] = []
-    seen: list[tuple[str, str, dict[str, str]]] = []
+    script: ClassVar[list[tuple[int, dict[str, str], bytes]]] = []
+    seen: ClassVar[list[tuple[str, str, dict[str, str]]]] = []
 
     def _answer(self) -> None:
         length = int(self.headers.get("content-length") or 0)
@@ -210,14 +218,18 @@ def test_retries_5xx_and_429_honouring_retry_after(scripted: tuple[str, type[_Sc
     assert all(h.get("authorization") == "Bearer the-secret-key" for _, _, h in handler.seen)
 
 
-def test_gives_up_after_the_retry_budget_without_leaking_the_key(scripted: tuple[str, type[_Scripted]]) -> None:
+def test_gives_up_after_the_retry_budget_without_leaking_the_key(
+    scripted: tuple[str, type[_Scripted]],
+) -> None:
     url, handler = scripted
     handler.script += [(500, {}, b"oops the-secret-key leaked in a body")] * 10
     sleeps: list[float] = []
     with pytest.raises(OpenHandsUnavailableError) as info:
         _request(_client(url, sleeps, retries=2))
     assert len(handler.seen) == 3 and len(sleeps) == 2
-    assert "HTTP 500" in str(info.value) and "the-secret-key" not in str(info.value) and "***" in str(info.value)
+    assert (
+        "HTTP 500" in str(info.value) and "the-secret-key" not in str(info.value) and "***" in str(info.value)
+    )
 
 
 def test_auth_errors_and_other_4xx_are_not_retried(scripted: tuple[str, type[_Scripted]]) -> None:
@@ -226,7 +238,7 @@ def test_auth_errors_and_other_4xx_are_not_retried(scripted: tuple[str, type[_Sc
     with pytest.raises(OpenHandsAuthError, match="rejected the API key"):
         _request(_client(url, []))
     handler.script += [(422, {}, b'{"detail": "bad field"}')]
-    with pytest.raises(OpenHandsError, match="HTTP 422.*bad field"):
+    with pytest.raises(OpenHandsError, match=r"HTTP 422.*bad field"):
         _request(_client(url, []))
     assert len(handler.seen) == 2
 
@@ -264,8 +276,28 @@ def test_parse_retry_after() -> None:
 
 # -- verification: run the generated tests ourselves -------------------------------------------
 
-CALC = "def add(a, b):\n    return a + b\n\n\ndef div(a, b):\n    if b == 0:\n        raise ZeroDivisionError('b')\n    return a / b\n"
-FULL = "from calc import add, div\nimport pytest\n\ndef test_add():\n    assert add(1, 2) == 3\n\ndef test_div():\n    assert div(6, 3) == 2\n    with pytest.raises(ZeroDivisionError):\n        div(1, 0)\n"
+CALC = """\
+def add(a, b):
+    return a + b
+
+
+def div(a, b):
+    if b == 0:
+        raise ZeroDivisionError('b')
+    return a / b
+"""
+FULL = """\
+from calc import add, div
+import pytest
+
+def test_add():
+    assert add(1, 2) == 3
+
+def test_div():
+    assert div(6, 3) == 2
+    with pytest.raises(ZeroDivisionError):
+        div(1, 0)
+"""
 PARTIAL = "from calc import add\n\ndef test_add():\n    assert add(1, 2) == 3\n"
 FAILING = "from calc import add\n\ndef test_add():\n    assert add(1, 2) == 4\n"
 
@@ -284,7 +316,11 @@ def calc_repo(tmp_path: Path) -> Path:
 def _verify(repo: Path, content: str, threshold: float = 80.0, module: str = "calc.py"):  # type: ignore[no-untyped-def]
     return asyncio.run(
         verify_generated_tests(
-            repo, content=content.encode(), module_path=module, output_path="tests/test_calc.py", threshold=threshold
+            repo,
+            content=content.encode(),
+            module_path=module,
+            output_path="tests/test_calc.py",
+            threshold=threshold,
         )
     )
 
@@ -299,7 +335,9 @@ def test_verification_passes_good_tests_with_measured_coverage(calc_repo: Path, 
     assert not (calc_repo / "tests").exists()
 
 
-def test_verification_reports_low_coverage_failing_and_empty_tests(calc_repo: Path, runner_temp: Path) -> None:
+def test_verification_reports_low_coverage_failing_and_empty_tests(
+    calc_repo: Path, runner_temp: Path
+) -> None:
     low = _verify(calc_repo, PARTIAL)
     assert low.tests_passed and low.coverage is not None and low.coverage < 80
     assert low.reason == f"coverage {low.coverage:.1f}% < 80% of calc.py"
@@ -324,3 +362,18 @@ def test_verification_of_a_package_measures_the_whole_package(calc_repo: Path, r
     # b.py is never imported, yet it counts (as uncovered): 3 of 7 statements run.
     assert v.tests_passed and v.coverage == 42.86
     assert v.reason == "coverage 42.9% < 80% of pkg"
+
+
+def test_generated_tests_run_without_our_secrets(
+    calc_repo: Path, runner_temp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENHANDS_API_KEY", "oh-key")
+    monkeypatch.setenv("INPUT_OPENHANDS-API-KEY", "oh-key")
+    snoop = (
+        "import os\nfrom calc import add, div\n\ndef test_no_keys():\n"
+        "    assert add(1, 1) == 2 and div(2, 1) == 2\n"
+        "    assert 'OPENHANDS_API_KEY' not in os.environ\n"
+        "    assert not [k for k in os.environ if k.startswith('INPUT_')]\n"
+    )
+    v = _verify(calc_repo, snoop, threshold=0)
+    assert v.tests_passed and v.reason is None, v.output_tail

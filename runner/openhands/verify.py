@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import Hypothesis
-from ..process import run_in_group
+from ..process import run_in_group, without_secrets
 from ..worktrees import WorktreeError, WorktreeManager
 
 __all__ = ["Verification", "coverage_include", "verify_generated_tests"]
@@ -52,7 +52,7 @@ def _tail(path: Path) -> str:
 
 
 async def _run(argv: list[str], *, cwd: Path, log: Path, deadline: float) -> tuple[str, int | None]:
-    env = dict(os.environ)
+    env = without_secrets(os.environ)  # agent-written code: no tokens, no keys
     env.pop("COVERAGE_PROCESS_START", None)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     with log.open("ab") as out:

@@ -10,6 +10,8 @@ Each scenario is a list of steps; each step is one assistant turn with exactly o
 with tool calls already in the request's messages, which equals the number of tool results the agent has
 sent back. A request without ``tools`` (the agent-server's title call) gets a short plain-text answer.
 When the steps run out without ``finish`` the model answers in plain text, which ends the run as well.
+``delay(seconds)`` is no turn of its own: it makes the answer to the next step come that much later (a slow
+model; benchmarks use it to make a generation take a known time).
 
 Example::
 
@@ -30,13 +32,14 @@ import shlex
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
 __all__ = [
     "FakeLLM",
     "Step",
+    "delay",
     "finish",
     "llm_error",
     "loop",
@@ -56,13 +59,14 @@ _WORKDIR_RE = re.compile(r"Your current working directory is: (/\S*)")
 class Step:
     """One scripted assistant turn (see the constructors below rather than building these directly)."""
 
-    kind: Literal["tool", "write_file", "write_chunk", "error", "loop"]
+    kind: Literal["tool", "write_file", "write_chunk", "error", "loop", "delay"]
     tool: str = ""
     arguments: Mapping[str, Any] = field(default_factory=dict)
     path: str = ""
     text: str = ""
     status: int = 500
     times: int | None = None  # error: how many requests fail before the scenario moves on (None = always)
+    delay: float = 0.0  # seconds to wait before answering this turn (set by a preceding ``delay`` step)
 
 
 def tool_call(tool: str, **arguments: Any) -> Step:
@@ -104,6 +108,17 @@ def llm_error(status: int = 500, times: int | None = None) -> Step:
     return Step("error", status=status, times=times)
 
 
+def delay(seconds: float) -> Step:
+    """Answer the next step ``seconds`` later (several delays in a row add up; not a turn of its own).
+
+    The wait happens in the request's handler thread, so other conversations are answered meanwhile. A
+    delay before ``loop()`` slows every repetition; a delay after the last step is an error.
+    """
+    if not seconds >= 0:
+        raise ValueError(f"delay must be >= 0 seconds, got {seconds!r}")
+    return Step("delay", delay=float(seconds))
+
+
 def loop(command: str = "echo fake-llm-still-working") -> Step:
     """Never finish: repeat the same harmless terminal command forever (max_iterations or stuck ends it)."""
     return Step("loop", tool="terminal", arguments={"command": command})
@@ -117,9 +132,16 @@ class _Scenario:
 
 
 def _expand(steps: Sequence[Step]) -> list[Step]:
-    """One step per assistant turn: a large write_file becomes several ``write_chunk`` turns."""
+    """One step per assistant turn: a large write_file becomes several ``write_chunk`` turns; ``delay``
+    steps are folded into the next turn's ``delay``."""
     turns: list[Step] = []
+    pending = 0.0
     for step in steps:
+        if step.kind == "delay":
+            pending += step.delay
+            continue
+        if pending:
+            step, pending = replace(step, delay=step.delay + pending), 0.0
         if step.kind != "write_file":
             turns.append(step)
             continue
@@ -134,8 +156,11 @@ def _expand(steps: Sequence[Step]) -> list[Step]:
                     path=step.path,
                     text=chunk,
                     arguments={"part": n, "parts": len(chunks)},
+                    delay=step.delay if n == 0 else 0.0,
                 )
             )
+    if pending:
+        raise ValueError("a delay() step must come before the step it delays")
     return turns
 
 
@@ -295,7 +320,10 @@ class FakeLLM:
                 return 200, {"content": "fake-llm: the scripted steps are exhausted."}
             if turn.kind == "error":
                 scenario.errors_served[position] = scenario.errors_served.get(position, 0) + 1
-                return turn.status, _error_body(turn.status, f"fake-llm: scripted HTTP {turn.status}")
+        if turn.delay > 0:
+            time.sleep(turn.delay)  # outside the lock: other conversations go on meanwhile
+        if turn.kind == "error":
+            return turn.status, _error_body(turn.status, f"fake-llm: scripted HTTP {turn.status}")
         if turn.kind == "write_chunk":
             turn = terminal(_chunk_command(turn, _working_dir(tools)))
         return 200, {"tool": turn.tool, "arguments": _fit_arguments(turn, tools)}
