@@ -118,6 +118,8 @@ class CloudScenario:
     ``execution_statuses``: the conversation's ``execution_status`` per poll (the first is what the READY
     conversation shows before any poll); the last one is final.
     ``files``: what the agent writes, path relative to the repository dir (or absolute) -> content.
+    ``file_reads_empty``: ``/file`` answers ``""`` even for the files the agent wrote (what the real server
+    does for a file it cannot read); ``git/diff`` still has them.
     ``finish_message``: the FinishAction message (when the final status is ``finished``; None: no action).
     ``error_code``/``error_detail``: a ConversationErrorEvent (default for a final ``error``:
     ``AgentError``/"scripted error").
@@ -132,6 +134,7 @@ class CloudScenario:
     start_error: str = DEFAULT_START_ERROR
     execution_statuses: Sequence[str | None] = ("idle", "running", "finished")
     files: Mapping[str, str] = field(default_factory=dict)
+    file_reads_empty: bool = False
     finish_message: str | None = "Done."
     error_code: str | None = None
     error_detail: str | None = None
@@ -162,6 +165,27 @@ class RecordedRequest:
     headers: dict[str, str]  # lower-case names
     body: Any
     status: int  # what the stand-in answered
+
+
+@dataclass(frozen=True)
+class _Fault:
+    status: int
+    retry_after: float | None
+    method: str | None = None
+    path: str | None = None
+    after_processing: bool = False
+
+    def matches(self, method: str, path: str, after_processing: bool) -> bool:
+        return (
+            self.after_processing == after_processing
+            and self.method in (None, method)
+            and self.path in (None, path)
+        )
+
+    def answer(self) -> _Answer:
+        extra = {"Retry-After": f"{self.retry_after:g}"} if self.retry_after is not None else {}
+        detail = "Too Many Requests" if self.status == 429 else "Service Unavailable"
+        return _Answer(self.status, {"detail": detail}, extra)
 
 
 @dataclass
@@ -344,7 +368,7 @@ class CloudV1Server:
         self._lock = threading.Lock()
         self._scenarios: list[CloudScenario] = []
         self._requests: list[RecordedRequest] = []
-        self._faults: list[tuple[int, float | None]] = []
+        self._faults: list[_Fault] = []
         self._tasks: dict[str, CloudStartTask] = {}
         self._conversations: dict[str, CloudConversation] = {}
         self._sandboxes: dict[str, CloudConversation] = {}
@@ -403,15 +427,36 @@ class CloudV1Server:
             self._scenarios.append(scenario)
         return scenario
 
-    def fail_next(self, count: int, status: int = 429, retry_after: float | None = None) -> None:
+    def fail_next(
+        self,
+        count: int,
+        status: int = 429,
+        retry_after: float | None = None,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        after_processing: bool = False,
+    ) -> None:
         """Answer the next ``count`` ``/api`` requests with ``status`` (before auth; state does not move).
 
         429 carries ``Retry-After: <retry_after>`` (default 1); other statuses only when it is given.
+        ``method``/``path`` (exact, e.g. ``"/api/v1/app-conversations"``) limit the faults to matching
+        requests; others pass untouched. ``after_processing=True``: the request takes effect as usual and
+        only its answer is replaced: an answer lost on the way back (a POST that started a task although
+        the client saw a 503).
         """
         if status == 429 and retry_after is None:
             retry_after = 1
+        fault = _Fault(status, retry_after, method, path, after_processing)
         with self._lock:
-            self._faults.extend([(status, retry_after)] * count)
+            self._faults.extend([fault] * count)
+
+    def _take_fault(self, method: str, path: str, after_processing: bool) -> _Fault | None:
+        """The first queued fault for this request, removed from the queue (lock held)."""
+        for i, fault in enumerate(self._faults):
+            if fault.matches(method, path, after_processing):
+                return self._faults.pop(i)
+        return None
 
     def set_sandbox_status(self, conversation_id: str, status: str) -> None:
         """Force a conversation's sandbox status now (e.g. MISSING while the agent is still running)."""
@@ -663,6 +708,11 @@ class CloudV1Server:
             answer = self._route(method, path, query, headers, body)
         except _Answer as reject:
             answer = reject
+        if path.startswith("/api/"):
+            with self._lock:
+                lost = self._take_fault(method, path, after_processing=True)
+            if lost is not None:
+                answer = lost.answer()
         with self._lock:
             self._requests.append(RecordedRequest(method, path, query, dict(headers), body, answer.status))
         return answer
@@ -675,12 +725,9 @@ class CloudV1Server:
         if not path.startswith("/api/"):
             raise _Answer(404, {"detail": "Not Found"})
         with self._lock:
-            if self._faults:
-                status, retry_after = self._faults.pop(0)
-                extra = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
-                raise _Answer(
-                    status, {"detail": "Too Many Requests" if status == 429 else "Service Unavailable"}, extra
-                )
+            fault = self._take_fault(method, path, after_processing=False)
+        if fault is not None:
+            raise fault.answer()
         if headers.get("authorization", "") != f"Bearer {self.api_key}":
             raise _Answer(401, {"detail": "Not authenticated"}, {"WWW-Authenticate": "Bearer"})
         segments = [s for s in path.split("/") if s][2:]  # after /api/v1
@@ -756,6 +803,8 @@ class CloudV1Server:
         if rest == ["file"]:
             file_path = query.get("file_path", ["/workspace/project/PLAN.md"])[-1]
             if conversation is None or conversation.sandbox_status != "RUNNING":
+                return _Answer(200, "")
+            if conversation.scenario.file_reads_empty:
                 return _Answer(200, "")
             return _Answer(200, conversation.files.get(file_path, ""))
         if rest not in (["git", "changes"], ["git", "diff"]):
