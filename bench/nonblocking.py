@@ -11,9 +11,11 @@ side by side (order rotated from one repetition to the next):
 
 Reported: wall times, the ratio nonblocking / blocking (median of the per-repetition ratios), the ideal
 ratio max(G, S) / (G + S) with G and S as measured in the same repetition's blocking run, the overhead of
-the non-blocking run above max(G, S) in seconds, and the latency of ``submit_test_generation_task`` (p50,
-p95) over ``--submits`` submits, split into the server-side checkout (``POST /api/bash/execute_bash_command``),
-the conversation ``POST /api/conversations`` and the rest (client side: validation, event loop, client).
+the non-blocking run above max(G, S) in seconds, and the latency of ``submit_test_generation_task``
+(p50, p95) over ``--submits`` submits, split into the server-side checkout
+(``POST /api/bash/execute_bash_command``), the conversation ``POST /api/conversations`` and the rest (client
+side: validation, event loop, HTTP client); plus the wall time of ``python -m runner submit`` as a process
+(``--cli-submits``), which is what a workflow step pays.
 
 Everything is real except the model: a real ``openhands-agent-server`` (the venv that
 ``scripts/agent-server-venv.sh`` makes, started through ``tests/openhands_support/agent_server.py``) runs the
@@ -71,14 +73,38 @@ from tests.openhands_support.fake_llm import FakeLLM, delay, finish, write_file 
 
 METHODS = ("blocking", "nonblocking")
 MODULE = "calc.py"
-CALC = "def add(a, b):\n    return a + b\n\n\ndef div(a, b):\n    if b == 0:\n        raise ZeroDivisionError\n    return a / b\n"
-TESTS = (
-    "import pytest\n\nfrom calc import add, div\n\n\ndef test_add():\n    assert add(1, 2) == 3\n\n\n"
-    "def test_div():\n    assert div(6, 3) == 2\n    with pytest.raises(ZeroDivisionError):\n        div(1, 0)\n"
-)
+CALC = """\
+def add(a, b):
+    return a + b
+
+
+def div(a, b):
+    if b == 0:
+        raise ZeroDivisionError
+    return a / b
+"""
+TESTS = """\
+import pytest
+
+from calc import add, div
+
+
+def test_add():
+    assert add(1, 2) == 3
+
+
+def test_div():
+    assert div(6, 3) == 2
+    with pytest.raises(ZeroDivisionError):
+        div(1, 0)
+"""
 SUBMIT_MATCH = "test_submit_latency_"
-GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-           "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.invalid"}  # fmt: skip
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.invalid",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.invalid",
+}
 
 
 # -- set-up -----------------------------------------------------------------------------------------
@@ -141,17 +167,25 @@ class Bench:
 
     def generator(self, transport: httpx.AsyncBaseTransport | None = None) -> OpenHandsTestGenerator:
         settings = OpenHandsSettings(
-            backend="agent-server", url=self.server.url, api_key=self.server.api_key,
-            llm_model="openai/fake", llm_base_url=self.llm.base_url, llm_api_key="dummy",
-            repo_url=str(self.repo), server_root=str(self.scratch / "checkouts"),
-            max_iterations=8, llm_num_retries=1, llm_retry_max_wait=0.0,
-        )  # fmt: skip
+            backend="agent-server",
+            url=self.server.url,
+            api_key=self.server.api_key,
+            llm_model="openai/fake",
+            llm_base_url=self.llm.base_url,
+            llm_api_key="dummy",
+            repo_url=str(self.repo),
+            server_root=str(self.scratch / "checkouts"),
+            max_iterations=8,
+            llm_num_retries=1,
+            llm_retry_max_wait=0.0,
+        )
         return OpenHandsTestGenerator(settings, workspace=self.repo, transport=transport)
 
     def scripted_output(self, label: str) -> str:
         """A fresh output path with its own scenario: wait ``llm_delay``, write the tests, finish."""
         out = f"tests/test_{label}_{uuid.uuid4().hex[:8]}.py"
-        self.llm.add_scenario(out, [delay(self.llm_delay), write_file(out, TESTS), finish("Wrote the tests.")])
+        steps = [delay(self.llm_delay), write_file(out, TESTS), finish("Wrote the tests.")]
+        self.llm.add_scenario(out, steps)
         return out
 
 
@@ -187,9 +221,12 @@ def run_nonblocking(bench: Bench, other_s: float) -> dict[str, Any]:
     result = gen.get_test_generation_results(task_id, timeout=600, poll_interval=bench.poll_interval)
     end = time.perf_counter()
     return {
-        "wall_s": end - start, "submit_s": submit, "other_s": other, "collect_s": end - before_collect,
+        "wall_s": end - start,
+        "submit_s": submit,
+        "other_s": other,
+        "collect_s": end - before_collect,
         "result": result,
-    }  # fmt: skip
+    }
 
 
 RUNNERS: dict[str, Callable[[Bench, float], dict[str, Any]]] = {
@@ -229,9 +266,16 @@ def calibrate(bench: Bench, runs: int) -> list[dict[str, float]]:
         done = time.perf_counter()
         if not result.get("success"):
             raise RuntimeError(f"warm-up generation {i + 1} failed: {result.get('reason')}")
-        parts.append({"total_s": done - start, "submit_s": submitted - start, "agent_s": ended - submitted,
-                      "collect_s": done - ended})  # fmt: skip
-        log(f"warm-up {i + 1}/{runs} without model delay: " + ", ".join(f"{k} {v:.2f}" for k, v in parts[-1].items()))
+        parts.append(
+            {
+                "total_s": done - start,
+                "submit_s": submitted - start,
+                "agent_s": ended - submitted,
+                "collect_s": done - ended,
+            }
+        )
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in parts[-1].items())
+        log(f"warm-up {i + 1}/{runs} without model delay: {shown}")
     return parts
 
 
@@ -243,12 +287,14 @@ def submit_latencies(bench: Bench, n: int) -> list[dict[str, float]]:
     for i in range(n):
         record.clear()
         start = time.perf_counter()
-        task_id = gen.submit_test_generation_task(MODULE, f"tests/{SUBMIT_MATCH}{i}_{uuid.uuid4().hex[:6]}.py")
+        out = f"tests/{SUBMIT_MATCH}{i}_{uuid.uuid4().hex[:6]}.py"
+        task_id = gen.submit_test_generation_task(MODULE, out)
         total = time.perf_counter() - start
         checkout = sum(s for m, p, s in record if p.endswith("/api/bash/execute_bash_command"))
         post = sum(s for m, p, s in record if m == "POST" and p.endswith("/api/conversations"))
-        samples.append({"total_s": total, "checkout_s": checkout, "post_s": post,
-                        "client_s": total - checkout - post})  # fmt: skip
+        samples.append(
+            {"total_s": total, "checkout_s": checkout, "post_s": post, "client_s": total - checkout - post}
+        )
         deadline = time.monotonic() + 120
         while gen.get_task_status(task_id)["status"] not in ("COMPLETED", "FAILED"):
             if time.monotonic() > deadline:
@@ -258,15 +304,23 @@ def submit_latencies(bench: Bench, n: int) -> list[dict[str, float]]:
 
 
 def cli_submits(bench: Bench, n: int) -> list[float]:
-    """Wall times of ``python -m runner submit`` as a workflow step runs it (interpreter start-up included)."""
+    """Wall times of ``python -m runner submit`` as a workflow step runs it (interpreter start included)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENHANDS_", "GITHUB_"))}
-    env.update({
-        "OPENHANDS_BACKEND": "agent-server", "OPENHANDS_API_URL": bench.server.url,
-        "OPENHANDS_API_KEY": bench.server.api_key, "OPENHANDS_LLM_MODEL": "openai/fake",
-        "OPENHANDS_LLM_BASE_URL": bench.llm.base_url, "OPENHANDS_LLM_API_KEY": "dummy",
-        "OPENHANDS_LLM_NUM_RETRIES": "1", "OPENHANDS_LLM_RETRY_MAX_WAIT": "0", "OPENHANDS_MAX_ITERATIONS": "8",
-        "OPENHANDS_REPO_URL": str(bench.repo), "OPENHANDS_SERVER_ROOT": str(bench.scratch / "checkouts"),
-    })  # fmt: skip
+    env.update(
+        {
+            "OPENHANDS_BACKEND": "agent-server",
+            "OPENHANDS_API_URL": bench.server.url,
+            "OPENHANDS_API_KEY": bench.server.api_key,
+            "OPENHANDS_LLM_MODEL": "openai/fake",
+            "OPENHANDS_LLM_BASE_URL": bench.llm.base_url,
+            "OPENHANDS_LLM_API_KEY": "dummy",
+            "OPENHANDS_LLM_NUM_RETRIES": "1",
+            "OPENHANDS_LLM_RETRY_MAX_WAIT": "0",
+            "OPENHANDS_MAX_ITERATIONS": "8",
+            "OPENHANDS_REPO_URL": str(bench.repo),
+            "OPENHANDS_SERVER_ROOT": str(bench.scratch / "checkouts"),
+        }
+    )
     gen = bench.generator()
     times = []
     for i in range(n):
@@ -274,8 +328,13 @@ def cli_submits(bench: Bench, n: int) -> list[float]:
         start = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "runner", "submit", "--module-path", MODULE, "--output-path", out],
-            cwd=bench.repo, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
-        )  # fmt: skip
+            cwd=bench.repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
         times.append(time.perf_counter() - start)
         if proc.returncode != 0:
             raise RuntimeError(f"`python -m runner submit` failed ({proc.returncode}): {proc.stderr[-1000:]}")
@@ -346,20 +405,39 @@ def summarise(
     for m in METHODS:
         rs = runs[m]
         loads = [r["machine_load_cpus"] for r in rs if r["machine_load_cpus"] is not None]
-        medians[m] = {k: (round(v, 3) if v is not None else None) for k in
-                      ("wall_s", "generation_s", "submit_s", "other_s", "collect_s")
-                      for v in [col(rs, k)]}  # fmt: skip
-        rows.append([
-            m, _fmt(col(rs, "wall_s")), _fmt(col(rs, "generation_s")), _fmt(col(rs, "submit_s")),
-            _fmt(col(rs, "other_s")), _fmt(col(rs, "collect_s")), str(sum(not r["ok"] for r in rs)),
-            f"{_fmt(_med(loads), 2)} / {_fmt(max(loads), 2)}" if loads else "-",
-        ])  # fmt: skip
+        medians[m] = {
+            k: (round(v, 3) if v is not None else None)
+            for k in ("wall_s", "generation_s", "submit_s", "other_s", "collect_s")
+            for v in [col(rs, k)]
+        }
+        rows.append(
+            [
+                m,
+                _fmt(col(rs, "wall_s")),
+                _fmt(col(rs, "generation_s")),
+                _fmt(col(rs, "submit_s")),
+                _fmt(col(rs, "other_s")),
+                _fmt(col(rs, "collect_s")),
+                str(sum(not r["ok"] for r in rs)),
+                f"{_fmt(_med(loads), 2)} / {_fmt(max(loads), 2)}" if loads else "-",
+            ]
+        )
     text = [f"Medians over {reps} repetition(s):\n"]
-    text.append(_table(
-        ["method", "wall s", "generate_tests s", "submit s", "other steps s", "collect s", "failed",
-         "machine load CPUs (median / max)"],
-        rows,
-    ))  # fmt: skip
+    text.append(
+        _table(
+            [
+                "method",
+                "wall s",
+                "generate_tests s",
+                "submit s",
+                "other steps s",
+                "collect s",
+                "failed",
+                "machine load CPUs (median / max)",
+            ],
+            rows,
+        )
+    )
     per_rep = [
         ["nonblocking / blocking", _fmt(_med(ratio)), " ".join(_fmt(v) for v in ratio)],
         ["ideal max(G,S) / (G+S)", _fmt(_med(ideal)), " ".join(_fmt(v) for v in ideal)],
@@ -374,26 +452,34 @@ def summarise(
 
     sub_rows = []
     latency: dict[str, dict[str, float]] = {}
-    for key, name in (("total_s", "submit_test_generation_task (total)"),
-                      ("checkout_s", "  server-side checkout (POST /api/bash/execute_bash_command)"),
-                      ("post_s", "  POST /api/conversations"),
-                      ("client_s", "  rest (client: validation, event loop, HTTP client)")):  # fmt: skip
+    for key, name in (
+        ("total_s", "submit_test_generation_task (total)"),
+        ("checkout_s", "  server-side checkout (POST /api/bash/execute_bash_command)"),
+        ("post_s", "  POST /api/conversations"),
+        ("client_s", "  rest (client: validation, event loop, HTTP client)"),
+    ):
         vals = [x[key] for x in submits]
         latency[key] = {
-            "p50": round(percentile(vals, 50), 4), "p95": round(percentile(vals, 95), 4),
+            "p50": round(percentile(vals, 50), 4),
+            "p95": round(percentile(vals, 95), 4),
             "min": round(min(vals), 4) if vals else float("nan"),
             "max": round(max(vals), 4) if vals else float("nan"),
-        }  # fmt: skip
+        }
         sub_rows.append([name, *(_fmt(latency[key][k] * 1000.0, 1) for k in ("p50", "p95", "min", "max"))])
     if cli:
         latency["cli_process_s"] = {
-            "p50": round(percentile(cli, 50), 4), "p95": round(percentile(cli, 95), 4),
-            "min": round(min(cli), 4), "max": round(max(cli), 4), "n": len(cli),
-        }  # fmt: skip
+            "p50": round(percentile(cli, 50), 4),
+            "p95": round(percentile(cli, 95), 4),
+            "min": round(min(cli), 4),
+            "max": round(max(cli), 4),
+            "n": len(cli),
+        }
         sub_rows.append(
-            [f"`python -m runner submit` process ({len(cli)} runs)",
-             *(_fmt(latency["cli_process_s"][k] * 1000.0, 1) for k in ("p50", "p95", "min", "max"))]
-        )  # fmt: skip
+            [
+                f"`python -m runner submit` process ({len(cli)} runs)",
+                *(_fmt(latency["cli_process_s"][k] * 1000.0, 1) for k in ("p50", "p95", "min", "max")),
+            ]
+        )
     text.append(f"\nSubmit latency over {len(submits)} submits (ms; each on an otherwise idle server):\n")
     text.append(_table(["part", "p50", "p95", "min", "max"], sub_rows))
     summary = {
@@ -407,12 +493,15 @@ def summarise(
         "submit_latency_p95_s": latency["total_s"]["p95"],
         "submit_latency": latency,
         "per_repetition": {
-            "ratio": [round(v, 4) for v in ratio], "ideal": [round(v, 4) for v in ideal],
+            "ratio": [round(v, 4) for v in ratio],
+            "ideal": [round(v, 4) for v in ideal],
             "overhead_s": [round(v, 3) for v in overhead],
-        },  # fmt: skip
+        },
         "medians": medians,
-        "runs": {m: [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rs]
-                 for m, rs in runs.items()},  # fmt: skip
+        "runs": {
+            m: [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rs]
+            for m, rs in runs.items()
+        },
     }
     return "\n".join(text), summary
 
@@ -439,22 +528,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generation-seconds", type=float, help="G: how long a generation takes (default 8)")
     parser.add_argument("--other-seconds", type=float, help="S: how long the other steps take (default 8)")
     parser.add_argument("--reps", type=int, help="repetitions of both flows (default 3; 1 with --quick)")
-    parser.add_argument("--submits", type=int, help="submits timed (default 20; 3 with --quick)")
-    parser.add_argument("--cli-submits", type=int,
-                        help="`python -m runner submit` processes timed (default 5; 1 with --quick)")  # fmt: skip
-    parser.add_argument("--poll-interval", type=float, default=0.5,
-                        help="collect's status polling interval, seconds (default 0.5)")  # fmt: skip
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: G = S = 3 s, 1 repetition, 3 + 1 submits, 1 warm-up")  # fmt: skip
+    parser.add_argument("--submits", type=int, help="submits timed (default 20; 2 with --quick)")
+    parser.add_argument(
+        "--cli-submits", type=int, help="`python -m runner submit` processes timed (default 5; 1 --quick)"
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=0.5,
+        help="collect's status polling interval, seconds (default 0.5)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke run: G = S = 2 s, 1 repetition, 2 + 1 submits, 1 warm-up"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the JSON summary to PATH")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (server log etc.)")
     args = parser.parse_args(argv)
     names = ("generation_seconds", "other_seconds", "reps", "submits", "cli_submits")
-    defaults = (3.0, 3.0, 1, 3, 1) if args.quick else (8.0, 8.0, 3, 20, 5)
+    defaults = (2.0, 2.0, 1, 2, 1) if args.quick else (8.0, 8.0, 3, 20, 5)
     for name, default in zip(names, defaults, strict=True):
         if getattr(args, name) is None:
             setattr(args, name, default)
-    if min(args.generation_seconds, args.other_seconds, args.cli_submits) < 0 or min(args.reps, args.submits) < 1:
+    seconds = (args.generation_seconds, args.other_seconds)
+    if min(*seconds, args.cli_submits) < 0 or min(args.reps, args.submits) < 1:
         parser.error("seconds and --cli-submits must be >= 0, --reps and --submits >= 1")
     try:
         python = agent_server_python()
@@ -481,8 +577,10 @@ def main(argv: list[str] | None = None) -> int:
                 for m in rotated(METHODS, rep):
                     res = timed(m, bench, args.other_seconds)
                     runs[m].append(res)
-                    log(f"rep {rep + 1}/{args.reps} {m:<12} {res['wall_s']:7.2f} s  ok {res['ok']}"
-                        + (f"  ({res['reason']})" if not res["ok"] else ""))  # fmt: skip
+                    log(
+                        f"rep {rep + 1}/{args.reps} {m:<12} {res['wall_s']:7.2f} s  ok {res['ok']}"
+                        + (f"  ({res['reason']})" if not res["ok"] else "")
+                    )
             submits = submit_latencies(bench, args.submits)
             cli = cli_submits(bench, args.cli_submits)
             log(f"{len(submits)} + {len(cli)} submits timed")
@@ -508,16 +606,28 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(text)
     any_failed = any(not r["ok"] for rs in runs.values() for r in rs)
-    summary.update({
-        "bench": "nonblocking", "quick": args.quick, "reps": args.reps, "submits": args.submits,
-        "cli_submits": args.cli_submits, "generation_seconds": args.generation_seconds,
-        "other_seconds": args.other_seconds, "llm_delay_s": round(bench.llm_delay, 3),
-        "fixed_generation_cost_s": round(fixed["total_s"], 3),
-        "warmups": [{k: round(v, 3) for k, v in w.items()} for w in warmups],
-        "poll_interval_s": args.poll_interval, "agent_server_start_s": round(server_start, 2),
-        "python": platform.python_version(), "cpus": os.cpu_count(), "any_failed": any_failed,
-        "server_marker": marker, "leftover_server_processes": len(leftover), "elapsed_s": round(elapsed, 1),
-    })  # fmt: skip
+    summary.update(
+        {
+            "bench": "nonblocking",
+            "quick": args.quick,
+            "reps": args.reps,
+            "submits": args.submits,
+            "cli_submits": args.cli_submits,
+            "generation_seconds": args.generation_seconds,
+            "other_seconds": args.other_seconds,
+            "llm_delay_s": round(bench.llm_delay, 3),
+            "fixed_generation_cost_s": round(fixed["total_s"], 3),
+            "warmups": [{k: round(v, 3) for k, v in w.items()} for w in warmups],
+            "poll_interval_s": args.poll_interval,
+            "agent_server_start_s": round(server_start, 2),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "any_failed": any_failed,
+            "server_marker": marker,
+            "leftover_server_processes": len(leftover),
+            "elapsed_s": round(elapsed, 1),
+        }
+    )
     line = json.dumps(summary, sort_keys=False)
     if args.json:
         Path(args.json).write_text(line + "\n", encoding="utf-8")

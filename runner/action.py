@@ -197,6 +197,7 @@ def run_test_mode(log: ActionsLog) -> int:
     if not repo.is_dir():
         raise InputError("working-directory", f"{_rel(repo, workspace)!r} is not a directory")
     config, source = read_config(workspace, repo)
+    get_bool_input("comment-on-pr", default=False)  # a bad value fails now, before anything runs
     results_dir = _inside(workspace, get_input("results-dir") or DEFAULT_RESULTS_DIR, "results-dir")
     durations_input = get_input("durations-file")
     shard_input = get_input("shard")

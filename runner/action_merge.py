@@ -53,7 +53,7 @@ def expand_results_files(text: str, workspace: Path) -> tuple[list[Path], list[s
 
 def run_merge_mode(log: ActionsLog) -> int:
     workspace = _workspace()
-    comment = get_bool_input("comment-on-pr", default=False)
+    get_bool_input("comment-on-pr", default=False)  # a bad value fails now, before anything runs
     paths, problems = expand_results_files(get_input("results-files"), workspace)
     results_dir = _inside(workspace, get_input("results-dir") or DEFAULT_RESULTS_DIR, "results-dir")
     report = None
@@ -92,8 +92,4 @@ def run_merge_mode(log: ActionsLog) -> int:
         )  # fmt: skip
     finally:
         restore_ownership(workspace, [results_dir])
-    if comment:
-        from .github.pr_comment import post_summary_comment
-
-        post_summary_comment(report.to_dict(), log, token=get_input("github-token") or None)
     return exit_code_for(report)

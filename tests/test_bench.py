@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from .conftest import PY, REPO_ROOT, worktree_list
+from .openhands_support.agent_server import marked_pids
 
 
 def _last_json(stdout: str) -> dict[str, object]:
@@ -40,3 +44,37 @@ def test_worktrees_bench_on_a_real_repo(repo: Path) -> None:
     assert data["ours_failures"] == 0
     assert data["worktree_list_unchanged"] is True
     assert worktree_list(repo) == before
+
+
+@pytest.mark.openhands
+def test_nonblocking_quick(agent_server_interpreter: str, tmp_path: Path) -> None:
+    """Real agent-server + scripted LLM; skips without the agent-server venv unless
+    WORKTREE_RUNNER_REQUIRE_AGENT_SERVER is set (the ``agent_server_interpreter`` fixture)."""
+    out = tmp_path / "nonblocking.json"
+    proc = subprocess.Popen(
+        [PY, str(REPO_ROOT / "bench" / "nonblocking.py"), "--quick", "--json", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)  # the bench stops its servers on SIGTERM
+        proc.communicate(timeout=60)
+        raise
+    assert proc.returncode == 0, stderr[-3000:]
+    data = _last_json(stdout)
+    assert json.loads(out.read_text()) == data
+    for key in (
+        "ratio_nonblocking_over_blocking",
+        "ideal_ratio",
+        "generation_s_measured",
+        "other_s_measured",
+        "submit_latency_p50_s",
+        "submit_latency_p95_s",
+    ):
+        assert isinstance(data[key], float) and data[key] > 0, key  # type: ignore[operator]
+    assert isinstance(data["overhead_above_max_s"], float)
+    assert data["any_failed"] is False and data["leftover_server_processes"] == 0
+    assert marked_pids(str(data["server_marker"])) == []
+    for table in ("| nonblocking / blocking |", "| ideal max(G,S) / (G+S) |", "| blocking |", "p95"):
+        assert table in stdout, table

@@ -2,8 +2,10 @@
 
 Submit returns a start task at once; the conversation exists only once the start task is READY, so
 every status look goes start task -> conversation. We choose the conversation id ourselves and, before
-retrying a failed POST, search for a start task with that id: a POST that reached the server but
-whose answer was lost does not start a second agent.
+retrying a failed POST, look for a start task with that id: a POST that reached the server but whose
+answer was lost does not start a second agent. The server fills a start task's
+``app_conversation_id`` (what ``conversation_id__eq`` searches) only at READY, so a task still
+starting is found among the newest start tasks by the ``conversation_id`` its echoed request carries.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ _EXECUTION = {
     "deleting": TaskStatus.FAILED,
 }
 RESUME_WAIT = 120.0
+RESUME_POLL = 2.0
+# Before retrying a submit: how many of the newest start tasks to look through for ours.
+RECENT_TASKS = 100
 
 
 def _first(data: Any) -> dict[str, Any] | None:
@@ -68,17 +73,28 @@ class CloudBackend:
             return f"/workspace/project/{self.settings.repository.split('/', 1)[1]}"
         return "/workspace/project"
 
-    async def _find_start_task(self, conversation_id: str) -> httpx.Response | None:
+    async def _search_start_tasks(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         try:
             data = await self.client.get_json(
-                "/api/v1/app-conversations/start-tasks/search",
-                params={"conversation_id__eq": conversation_id, "limit": 1}, retries=0,
-            )  # fmt: skip
+                "/api/v1/app-conversations/start-tasks/search", params=params, retries=0
+            )
         except OpenHandsError:
-            return None
+            return []
         items = data.get("items") if isinstance(data, dict) else None
-        if items and isinstance(items[0], dict):
-            return httpx.Response(200, json=items[0])
+        return [item for item in items or [] if isinstance(item, dict)]
+
+    async def _find_start_task(self, conversation_id: str) -> httpx.Response | None:
+        """The start task an earlier attempt of this submit created, if the server has one."""
+        # READY (or later): the task names the conversation.
+        for task in await self._search_start_tasks({"conversation_id__eq": conversation_id, "limit": 1}):
+            return httpx.Response(200, json=task)
+        # Still starting: app_conversation_id is null until READY; the echoed request has our id.
+        recent = await self._search_start_tasks({"sort_order": "CREATED_AT_DESC", "limit": RECENT_TASKS})
+        for task in recent:
+            request = task.get("request")
+            asked = request.get("conversation_id") if isinstance(request, dict) else None
+            if isinstance(asked, str) and asked.replace("-", "").lower() == conversation_id:
+                return httpx.Response(200, json=task)
         return None
 
     async def submit(self, request: GenerationRequest, *, submitted_at: float) -> TaskRef:
@@ -163,6 +179,17 @@ class CloudBackend:
                 reason=f"the sandbox is {sandbox_status}; the agent had not finished (last status: {last})",
                 **common,
             )  # fmt: skip
+        if sandbox_status == "PAUSED":
+            # A paused sandbox shows no execution_status. The cloud pauses older conversations when too
+            # many run, finished ones included: the stored events tell whether the agent had ended.
+            last = await self._last_execution_status(conversation_id)
+            paused = _EXECUTION.get(last, TaskStatus.RUNNING)
+            if paused is TaskStatus.COMPLETED:
+                return AgentState(TaskStatus.COMPLETED, agent_status="finished", **common)
+            if paused is TaskStatus.FAILED:
+                why = await self._error_reason(conversation_id) or f"the agent ended with status {last!r}"
+                return AgentState(TaskStatus.FAILED, agent_status=str(last), reason=why, **common)
+            return AgentState(TaskStatus.RUNNING, agent_status="sandbox paused", **common)
         if sandbox_status == "STARTING":
             return AgentState(TaskStatus.QUEUED, agent_status="sandbox starting", **common)
         status = _EXECUTION.get(execution if isinstance(execution, str) else None, TaskStatus.RUNNING)
@@ -212,15 +239,16 @@ class CloudBackend:
             conv = await self._conversation(state.conversation_id)
             if conv is not None and conv.get("sandbox_status") == "RUNNING":
                 return
-            await asyncio.sleep(2.0)
+            await asyncio.sleep(RESUME_POLL)
         raise OpenHandsError(f"the sandbox did not resume within {RESUME_WAIT:.0f}s")
 
     async def fetch_output(self, ref: TaskRef, state: AgentState) -> bytes | None:
         if state.conversation_id is None:
             return None
         if state.sandbox_status in ("MISSING", "ERROR"):
+            sandbox = f"sandbox {state.sandbox_id}" if state.sandbox_id else "its sandbox"
             raise OpenHandsError(
-                f"the agent finished but its sandbox is {state.sandbox_status}: the generated file can no "
+                f"the agent finished but {sandbox} is {state.sandbox_status}: the generated file can no "
                 "longer be read (collect sooner, while the sandbox is alive)"
             )
         if state.sandbox_status == "PAUSED":
