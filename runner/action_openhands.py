@@ -22,7 +22,7 @@ from .github import (
     get_input,
     write_summary,
 )
-from .github.summary import code_fence, escape_inline
+from .github.summary import escape_inline, fenced_block
 from .openhands import OpenHandsError
 from .ownership import restore_ownership
 from .results import write_atomic
@@ -101,10 +101,10 @@ def _result_summary(result: dict[str, Any]) -> list[str]:
         lines += ["", f"**Why it failed:** {_cell(result['reason'])}"]
     if result.get("agent_message"):
         lines += ["", "<details><summary>What the agent said (not trusted)</summary>", "",
-                  code_fence(str(result["agent_message"])[-4000:]), "", "</details>"]  # fmt: skip
+                  fenced_block(str(result["agent_message"])[-4000:]), "", "</details>"]  # fmt: skip
     if result.get("test_output"):
         lines += ["", "<details><summary>Output of the generated tests</summary>", "",
-                  code_fence(str(result["test_output"])[-8000:]), "", "</details>"]  # fmt: skip
+                  fenced_block(str(result["test_output"])[-8000:]), "", "</details>"]  # fmt: skip
     return lines
 
 

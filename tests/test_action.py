@@ -303,9 +303,8 @@ def test_commands_do_not_inherit_tokens_or_inputs(
         "sys.exit(1 if leaked or os.environ.get('VISIBLE_SETTING') != 'kept' else 0)"
     )
     hypotheses = [{"name": "probe", "ref": "main", "command": [PY, "-c", probe]}]
-    result = run_step(
-        repo, tmp_path, {"hypotheses": yaml.safe_dump(hypotheses), "github-token": "ghs_token_value"}, runner_temp
-    )
+    inputs = {"hypotheses": yaml.safe_dump(hypotheses), "github-token": "ghs_token_value"}
+    result = run_step(repo, tmp_path, inputs, runner_temp)
     assert result.returncode == 0, result.stdout
     assert result.outputs["passed"] == "1"
     assert "ghs_token_value" not in result.stdout.replace("::add-mask::ghs_token_value", "")

@@ -257,6 +257,7 @@ def test_action_submit_other_step_collect(
     )
     assert o["results-file"] == ".worktree-runner/openhands-result.json"
     assert "✅ COMPLETED" in collected.summary and "100.0%" in collected.summary
+    assert "2 passed" in collected.summary and "done" in collected.summary  # test output, agent message
     assert (calc_repo / out).read_text() == FULL and worktree_list(calc_repo) == before
     assert not errors(collected)
     for step in (submitted, collected):

@@ -179,14 +179,15 @@ def test_start_task_error_is_failed_with_its_detail(cloud_server: CloudV1Server,
 @pytest.mark.parametrize(
     "final, code, detail, reason",
     [
-        ("error", "LLMServiceUnavailableError", "the LLM is down", "LLMServiceUnavailableError: the LLM is down"),
+        ("error", "LLMServiceUnavailableError", "LLM down", "LLMServiceUnavailableError: LLM down"),
         ("stuck", "StuckDetected", "repeating the same action", "StuckDetected: repeating the same action"),
         ("stuck", None, None, "the agent ended with status 'stuck'"),
         ("waiting_for_confirmation", None, None, "the agent ended with status 'waiting_for_confirmation'"),
     ],
 )
 def test_an_agent_that_errors_or_gets_stuck_is_failed_with_the_error_event(
-    cloud_server: CloudV1Server, calc_repo: Path, final: str, code: str | None, detail: str | None, reason: str
+    cloud_server: CloudV1Server, calc_repo: Path,
+    final: str, code: str | None, detail: str | None, reason: str,
 ) -> None:  # fmt: skip
     out = _unique(final)
     cloud_server.add_scenario(
@@ -233,14 +234,22 @@ def test_a_sandbox_gone_after_the_agent_finished_is_failed_naming_the_sandbox(
     assert gen.get_task_status(task_id)["status"] == "COMPLETED"
 
 
-def test_a_sandbox_lost_while_the_agent_ran_is_failed(cloud_server: CloudV1Server, calc_repo: Path) -> None:
+def test_a_sandbox_paused_then_lost_while_the_agent_ran_is_failed(
+    cloud_server: CloudV1Server, calc_repo: Path
+) -> None:
     out = _unique("lost")
     cloud_server.add_scenario(out, execution_statuses=("idle", "running", "running", "finished"))
     gen = _generator(cloud_server, calc_repo)
     task_id = gen.submit_test_generation_task("calc.py", out)
     while gen.get_task_status(task_id)["status"] != "RUNNING":
         pass
-    cloud_server.set_sandbox_status(TaskRef.parse(task_id).conversation_id or "", "MISSING")
+    conversation_id = TaskRef.parse(task_id).conversation_id or ""
+    # Paused by the cloud (too many running) before the agent finished: still running, not resumed.
+    cloud_server.set_sandbox_status(conversation_id, "PAUSED")
+    state = gen.get_task_status(task_id)
+    assert (state["status"], state["agent_status"]) == ("RUNNING", "sandbox paused")
+    assert not cloud_server.requests_to("/resume")
+    cloud_server.set_sandbox_status(conversation_id, "MISSING")
     result = _collect(gen, task_id)
     assert result["status"] == "FAILED"
     assert result["reason"] == "the sandbox is MISSING; the agent had not finished (last status: running)"

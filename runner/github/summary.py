@@ -45,6 +45,7 @@ __all__ = [
     "clean_text",
     "code_fence",
     "escape_inline",
+    "fenced_block",
     "render_summary",
     "write_summary",
 ]
@@ -173,6 +174,11 @@ def _fenced(text: str) -> str:
     body = text if text.endswith("\n") else text + "\n"
     fence = code_fence(body)
     return f"{fence}text\n{body}{fence}\n"
+
+
+def fenced_block(text: str) -> str:
+    """Untrusted ``text`` as a Markdown code block it cannot break out of (cleaned, fenced)."""
+    return _fenced(clean_text(text))
 
 
 def _reduce_tail(text: str, max_lines: int, max_bytes: int) -> str:

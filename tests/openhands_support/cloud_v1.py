@@ -1,6 +1,7 @@
 """A stand-in for the OpenHands Cloud V1 app server (../shared/docs/openhands.md §1.2, §1.3).
 
-A stdlib HTTP server in a background thread on 127.0.0.1 that answers with the documented V1 shapes:
+A stdlib HTTP server in a background thread on 127.0.0.1 (or ``host``, e.g. the docker0 address for
+containers) that answers with the documented V1 shapes:
 
 * ``POST /api/v1/app-conversations``: validates the body against ``AppConversationStartRequest`` (unknown
   fields or wrong types -> FastAPI-style 422) and returns an ``AppConversationStartTask`` (``WORKING``).
@@ -18,6 +19,9 @@ forward on each poll of ``start-tasks?ids=`` that names it, a conversation one `
 on each poll of ``app-conversations?ids=`` that names it. When a conversation reaches its last status the
 "agent" has written the scenario's files, its events are complete and the sandbox goes to
 ``sandbox_after`` (after ``sandbox_after_polls`` further conversation polls).
+
+``fail_next`` injects 429/5xx answers, for every ``/api`` request or only matching ones, either instead of
+handling the request or after it took effect (an answer lost on the way back).
 
 The repository lives at ``/workspace/project/<repo>`` in the sandbox (``repo`` = the second part of
 ``selected_repository``), or ``/workspace/project`` without one.
