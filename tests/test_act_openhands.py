@@ -17,9 +17,9 @@ import pytest
 from . import test_act
 from .conftest import git
 from .docker_support import REPO_ROOT
+from .openhands_support.calc_project import CALC, FULL
 from .test_act import require_act, run_act, snapshot_repository, step_lines
 from .test_docker_openhands import reachable_cloud
-from .test_openhands_client import CALC, FULL
 
 pytestmark = pytest.mark.docker
 

@@ -39,9 +39,9 @@ from .docker_support import (
     require_docker,
     run_like_github,
 )
+from .openhands_support.calc_project import CALC, FAILING, FULL
 from .openhands_support.cloud_v1 import CloudV1Server
 from .test_docker_action import action_inputs, commands, errors, leftover_worktree_dirs, worktree_list
-from .test_openhands_client import CALC, FAILING, FULL
 
 pytestmark = pytest.mark.docker
 

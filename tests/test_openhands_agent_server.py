@@ -29,22 +29,13 @@ from runner.openhands import (
 
 from .conftest import PY, git, worktree_list
 from .openhands_support.agent_server import AgentServer
+from .openhands_support.calc_project import FAILING, FULL, PARTIAL
 from .openhands_support.fake_llm import FakeLLM, finish, llm_error, write_file
 from .test_action import errors, run_step
-from .test_openhands_client import CALC, FAILING, FULL, PARTIAL
 
 pytestmark = pytest.mark.openhands
 
 
-@pytest.fixture
-def calc_repo(tmp_path: Path) -> Path:
-    r = tmp_path / "work"
-    r.mkdir()
-    git(r, "init", "-q", "-b", "main")
-    (r / "calc.py").write_text(CALC)
-    git(r, "add", ".")
-    git(r, "commit", "-q", "-m", "calc")
-    return r
 
 
 @pytest.fixture

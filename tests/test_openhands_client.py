@@ -32,6 +32,7 @@ from runner.openhands import (
 from runner.openhands.http import ApiClient, parse_retry_after
 
 from .conftest import git, worktree_list
+from .openhands_support.calc_project import FAILING, FULL, PARTIAL
 
 UUID = "05966680-27ee-4eb8-a5af-d9f88f2d015c"
 HEX = "49c4eeec4d1d4e118f5eb1ce921063b3"
@@ -275,43 +276,6 @@ def test_parse_retry_after() -> None:
 
 
 # -- verification: run the generated tests ourselves -------------------------------------------
-
-CALC = """\
-def add(a, b):
-    return a + b
-
-
-def div(a, b):
-    if b == 0:
-        raise ZeroDivisionError('b')
-    return a / b
-"""
-FULL = """\
-from calc import add, div
-import pytest
-
-def test_add():
-    assert add(1, 2) == 3
-
-def test_div():
-    assert div(6, 3) == 2
-    with pytest.raises(ZeroDivisionError):
-        div(1, 0)
-"""
-PARTIAL = "from calc import add\n\ndef test_add():\n    assert add(1, 2) == 3\n"
-FAILING = "from calc import add\n\ndef test_add():\n    assert add(1, 2) == 4\n"
-
-
-@pytest.fixture
-def calc_repo(tmp_path: Path) -> Path:
-    r = tmp_path / "calc"
-    r.mkdir()
-    git(r, "init", "-q", "-b", "main")
-    (r / "calc.py").write_text(CALC)
-    git(r, "add", ".")
-    git(r, "commit", "-q", "-m", "calc")
-    return r
-
 
 def _verify(repo: Path, content: str, threshold: float = 80.0, module: str = "calc.py"):  # type: ignore[no-untyped-def]
     return asyncio.run(

@@ -22,24 +22,14 @@ import pytest
 from runner.generation import collect
 from runner.openhands import OpenHandsAuthError, OpenHandsTestGenerator, TaskRef
 
-from .conftest import git
+from .openhands_support.calc_project import FULL
 from .openhands_support.cloud_v1 import CloudV1Server
-from .test_openhands_client import CALC, FULL
 
 REPOSITORY = "acme/calc"
 REPO_DIR = "/workspace/project/calc"  # where the cloud sandbox checks REPOSITORY out
 SUBMIT = "/api/v1/app-conversations"
 
 
-@pytest.fixture
-def calc_repo(tmp_path: Path) -> Path:
-    r = tmp_path / "calc"
-    r.mkdir()
-    git(r, "init", "-q", "-b", "main")
-    (r / "calc.py").write_text(CALC)
-    git(r, "add", ".")
-    git(r, "commit", "-q", "-m", "calc")
-    return r
 
 
 def _unique(name: str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from .backend import AgentState, GenerationRequest, TaskStatus
+from .backend import EXECUTION_STATUS, AgentState, GenerationRequest, TaskStatus
 from .errors import OpenHandsError
 from .http import ApiClient
 from .settings import OpenHandsSettings
@@ -27,17 +27,7 @@ __all__ = ["AgentServerBackend"]
 _SHA_LINE = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})$", re.MULTILINE)
 PREPARE_TIMEOUT = 300
 
-# execution_status -> ours (docs/openhands.md 5.1). `finished` is COMPLETED from the agent's side only.
-_STATUS = {
-    "idle": TaskStatus.QUEUED,
-    "running": TaskStatus.RUNNING,
-    "paused": TaskStatus.RUNNING,
-    "finished": TaskStatus.COMPLETED,
-    "error": TaskStatus.FAILED,
-    "stuck": TaskStatus.FAILED,
-    "waiting_for_confirmation": TaskStatus.FAILED,
-    "deleting": TaskStatus.FAILED,
-}
+_STATUS = EXECUTION_STATUS
 _REASON = {
     "stuck": "the agent got stuck (OpenHands stuck detection)",
     "waiting_for_confirmation": "the agent is waiting for a human to confirm an action",

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from .task_id import TaskRef
 
-__all__ = ["AgentState", "Backend", "GenerationRequest", "TaskStatus"]
+__all__ = ["EXECUTION_STATUS", "AgentState", "Backend", "GenerationRequest", "TaskStatus"]
 
 
 class TaskStatus(StrEnum):
@@ -20,6 +20,20 @@ class TaskStatus(StrEnum):
     @property
     def terminal(self) -> bool:
         return self in (TaskStatus.COMPLETED, TaskStatus.FAILED)
+
+
+# OpenHands' execution_status -> ours (docs/openhands.md 5.1); both backends read it. `finished` is
+# COMPLETED from the agent's side only: collect still verifies.
+EXECUTION_STATUS: dict[str | None, TaskStatus] = {
+    "idle": TaskStatus.QUEUED,
+    "running": TaskStatus.RUNNING,
+    "paused": TaskStatus.RUNNING,
+    "finished": TaskStatus.COMPLETED,
+    "error": TaskStatus.FAILED,
+    "stuck": TaskStatus.FAILED,
+    "waiting_for_confirmation": TaskStatus.FAILED,
+    "deleting": TaskStatus.FAILED,
+}
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from .backend import AgentState, GenerationRequest, TaskStatus
+from .backend import EXECUTION_STATUS, AgentState, GenerationRequest, TaskStatus
 from .errors import OpenHandsError
 from .http import ApiClient
 from .settings import OpenHandsSettings
@@ -27,17 +27,8 @@ __all__ = ["CloudBackend"]
 
 _ID = re.compile(r"[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _SANDBOX_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
-_EXECUTION = {
-    None: TaskStatus.RUNNING,
-    "idle": TaskStatus.RUNNING,
-    "running": TaskStatus.RUNNING,
-    "paused": TaskStatus.RUNNING,
-    "finished": TaskStatus.COMPLETED,
-    "error": TaskStatus.FAILED,
-    "stuck": TaskStatus.FAILED,
-    "waiting_for_confirmation": TaskStatus.FAILED,
-    "deleting": TaskStatus.FAILED,
-}
+# In the cloud the sandbox already runs when these are read: idle (or null) means it is working.
+_EXECUTION = {**EXECUTION_STATUS, None: TaskStatus.RUNNING, "idle": TaskStatus.RUNNING}
 RESUME_WAIT = 120.0
 RESUME_POLL = 2.0
 # Before retrying a submit: how many of the newest start tasks to look through for ours.

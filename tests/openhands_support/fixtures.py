@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,7 @@ from tests.openhands_support.agent_server import (
     AgentServerUnavailable,
     agent_server_python,
 )
+from tests.openhands_support.calc_project import make_calc_repo
 from tests.openhands_support.cloud_v1 import CloudV1Server
 from tests.openhands_support.fake_llm import FakeLLM
 
@@ -57,3 +59,9 @@ def agent_server(
 def cloud_server() -> Iterator[CloudV1Server]:
     with CloudV1Server() as cloud:
         yield cloud
+
+
+@pytest.fixture
+def calc_repo(tmp_path: Path) -> Path:
+    """A git repository with ``calc.py`` (tests/openhands_support/calc_project.py) committed."""
+    return make_calc_repo(tmp_path / "calc")
