@@ -66,7 +66,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import busy_cpu_s, fs_type  # sibling module of this script
+from _common import busy_cpu_s, cell, fs_type, markdown_table  # sibling module of this script
 
 OUTPUT_BYTES = 20 * 1024 * 1024
 SLEEP_S = 0.2
@@ -452,7 +452,7 @@ def run_group(
             group[m] = res
             print(
                 f"{label} {sc.key:<8} {m:<16} {res['wall_s']:8.3f} s  rss {res['rss_mib']:6.1f} MiB  "
-                f"failures {res['failures']}  foreign load {_fmt(res['foreign_cores'], 2)} CPUs"
+                f"failures {res['failures']}  foreign load {cell(res['foreign_cores'], 2)} CPUs"
                 + (f"  (attempt {attempts})" if attempt else ""),
                 file=sys.stderr,
                 flush=True,
@@ -476,16 +476,6 @@ def _med(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def _fmt(x: float | None, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    return f"{x:.{digits}f}"
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def summarise(
@@ -535,19 +525,19 @@ def summarise(
                     str(sc.n),
                     str(sc.p),
                     m,
-                    _fmt(wall),
-                    _fmt(_med(over_xargs), 3) if m != "xargs" else "0",
-                    _fmt(cpu_ms, 3),
-                    _fmt(_med(floors), 1) if floors else "-",
-                    _fmt(rss, 1) + ("*" if m == "xargs" else ""),
-                    _fmt(_med(hwms), 1) if hwms else "-",
+                    cell(wall),
+                    cell(_med(over_xargs), 3) if m != "xargs" else "0",
+                    cell(cpu_ms, 3),
+                    cell(_med(floors), 1) if floors else "-",
+                    cell(rss, 1) + ("*" if m == "xargs" else ""),
+                    cell(_med(hwms), 1) if hwms else "-",
                     str(fails),
-                    f"{_fmt(_med(noise), 2)} / {_fmt(max(noise), 2)}" if noise else "-",
+                    f"{cell(_med(noise), 2)} / {cell(max(noise), 2)}" if noise else "-",
                 ]
             )
     text.append(f"Medians over {reps} repetition(s){' (--quick)' if quick else ''}:\n")
     text.append(
-        _table(
+        markdown_table(
             [
                 "scenario",
                 "N",
@@ -586,7 +576,7 @@ def summarise(
         for num, den in pairs:
             vals = per_rep_ratio(sc.key, num, den)
             ratios[sc.key][f"{num}/{den}"] = round(_med(vals), 4)
-            ratio_rows.append([sc.key, f"{num} / {den}", _fmt(_med(vals)), " ".join(_fmt(v) for v in vals)])
+            ratio_rows.append([sc.key, f"{num} / {den}", cell(_med(vals)), " ".join(cell(v) for v in vals)])
         if sc.ideal_s:
             for m in methods:
                 vals = [r["wall_s"] / sc.ideal_s for r in runs[sc.key][m]]
@@ -598,14 +588,14 @@ def summarise(
                     [
                         sc.key,
                         f"{m} / ideal ({sc.ideal_s:g} s; {per_wave:.1f} ms per wave of {sc.p} over ideal)",
-                        _fmt(_med(vals)),
-                        " ".join(_fmt(v) for v in vals),
+                        cell(_med(vals)),
+                        " ".join(cell(v) for v in vals),
                     ]
                 )
     text.append(
         "\nRatios of makespans (median of the per-repetition ratios; then each repetition's ratio):\n"
     )
-    text.append(_table(["scenario", "ratio", "median", "per repetition"], ratio_rows))
+    text.append(markdown_table(["scenario", "ratio", "median", "per repetition"], ratio_rows))
 
     by_key = {sc.key: sc for sc in scs}
 
@@ -631,11 +621,11 @@ def summarise(
             continue
         met = value <= limit
         goal_rows.append(
-            [name, by_key[key].describe(), _fmt(value), f"<= {limit:g}", "met" if met else "NOT MET"]
+            [name, by_key[key].describe(), cell(value), f"<= {limit:g}", "met" if met else "NOT MET"]
         )
         goal_json[name] = {"value": round(value, 4), "limit": limit, "met": met}
     text.append("\nGoals" + (" (--quick: smaller runs, indicative only)" if quick else "") + ":\n")
-    text.append(_table(["goal", "scenario", "measured", "goal", "status"], goal_rows))
+    text.append(markdown_table(["goal", "scenario", "measured", "goal", "status"], goal_rows))
 
     output = medians.get("output", {})
     summary = {

@@ -59,7 +59,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # tests.openhands_support lives in the repository, not in the package
 
-from _common import busy_cpu_s  # noqa: E402
+from _common import busy_cpu_s, cell, markdown_table  # noqa: E402
 
 from runner.openhands import OpenHandsTestGenerator  # noqa: E402
 from runner.openhands.settings import OpenHandsSettings  # noqa: E402
@@ -69,53 +69,12 @@ from tests.openhands_support.agent_server import (  # noqa: E402
     agent_server_python,
     marked_pids,
 )
+from tests.openhands_support.calc_project import FULL, make_calc_repo  # noqa: E402
 from tests.openhands_support.fake_llm import FakeLLM, delay, finish, write_file  # noqa: E402
 
 METHODS = ("blocking", "nonblocking")
 MODULE = "calc.py"
-CALC = """\
-def add(a, b):
-    return a + b
-
-
-def div(a, b):
-    if b == 0:
-        raise ZeroDivisionError
-    return a / b
-"""
-TESTS = """\
-import pytest
-
-from calc import add, div
-
-
-def test_add():
-    assert add(1, 2) == 3
-
-
-def test_div():
-    assert div(6, 3) == 2
-    with pytest.raises(ZeroDivisionError):
-        div(1, 0)
-"""
 SUBMIT_MATCH = "test_submit_latency_"
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "bench",
-    "GIT_AUTHOR_EMAIL": "bench@example.invalid",
-    "GIT_COMMITTER_NAME": "bench",
-    "GIT_COMMITTER_EMAIL": "bench@example.invalid",
-}
-
-
-# -- set-up -----------------------------------------------------------------------------------------
-
-
-def make_repo(path: Path) -> None:
-    path.mkdir(parents=True)
-    env = {**os.environ, **GIT_ENV}
-    (path / MODULE).write_text(CALC, encoding="utf-8")
-    for args in (["init", "-q", "-b", "main"], ["add", MODULE], ["commit", "-q", "-m", "calc"]):
-        subprocess.run(["git", *args], cwd=path, env=env, check=True, capture_output=True)
 
 
 class TimingTransport(httpx.AsyncBaseTransport):
@@ -148,7 +107,7 @@ class Bench:
     def __init__(self, scratch: Path, python: str, poll_interval: float) -> None:
         self.scratch = scratch
         self.repo = scratch / "repo"
-        make_repo(self.repo)
+        make_calc_repo(self.repo)
         self.poll_interval = poll_interval
         self.llm = FakeLLM()
         self.server = AgentServer(python, scratch / "server")
@@ -184,7 +143,7 @@ class Bench:
     def scripted_output(self, label: str) -> str:
         """A fresh output path with its own scenario: wait ``llm_delay``, write the tests, finish."""
         out = f"tests/test_{label}_{uuid.uuid4().hex[:8]}.py"
-        steps = [delay(self.llm_delay), write_file(out, TESTS), finish("Wrote the tests.")]
+        steps = [delay(self.llm_delay), write_file(out, FULL), finish("Wrote the tests.")]
         self.llm.add_scenario(out, steps)
         return out
 
@@ -373,16 +332,6 @@ def percentile(values: list[float], q: float) -> float:
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
 
 
-def _fmt(x: float | None, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    return f"{x:.{digits}f}"
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def summarise(
@@ -413,18 +362,18 @@ def summarise(
         rows.append(
             [
                 m,
-                _fmt(col(rs, "wall_s")),
-                _fmt(col(rs, "generation_s")),
-                _fmt(col(rs, "submit_s")),
-                _fmt(col(rs, "other_s")),
-                _fmt(col(rs, "collect_s")),
+                cell(col(rs, "wall_s")),
+                cell(col(rs, "generation_s")),
+                cell(col(rs, "submit_s")),
+                cell(col(rs, "other_s")),
+                cell(col(rs, "collect_s")),
                 str(sum(not r["ok"] for r in rs)),
-                f"{_fmt(_med(loads), 2)} / {_fmt(max(loads), 2)}" if loads else "-",
+                f"{cell(_med(loads), 2)} / {cell(max(loads), 2)}" if loads else "-",
             ]
         )
     text = [f"Medians over {reps} repetition(s):\n"]
     text.append(
-        _table(
+        markdown_table(
             [
                 "method",
                 "wall s",
@@ -439,16 +388,16 @@ def summarise(
         )
     )
     per_rep = [
-        ["nonblocking / blocking", _fmt(_med(ratio)), " ".join(_fmt(v) for v in ratio)],
-        ["ideal max(G,S) / (G+S)", _fmt(_med(ideal)), " ".join(_fmt(v) for v in ideal)],
-        ["overhead above max(G,S), s", _fmt(_med(overhead)), " ".join(_fmt(v) for v in overhead)],
-        ["saved (blocking - nonblocking), s", _fmt(_med(saved)), " ".join(_fmt(v) for v in saved)],
+        ["nonblocking / blocking", cell(_med(ratio)), " ".join(cell(v) for v in ratio)],
+        ["ideal max(G,S) / (G+S)", cell(_med(ideal)), " ".join(cell(v) for v in ideal)],
+        ["overhead above max(G,S), s", cell(_med(overhead)), " ".join(cell(v) for v in overhead)],
+        ["saved (blocking - nonblocking), s", cell(_med(saved)), " ".join(cell(v) for v in saved)],
     ]
     text.append(
         "\nRatio (median of the per-repetition ratios; G and S as measured in the same repetition's blocking "
         "run):\n"
     )
-    text.append(_table(["", "median", "per repetition"], per_rep))
+    text.append(markdown_table(["", "median", "per repetition"], per_rep))
 
     sub_rows = []
     latency: dict[str, dict[str, float]] = {}
@@ -465,7 +414,7 @@ def summarise(
             "min": round(min(vals), 4) if vals else float("nan"),
             "max": round(max(vals), 4) if vals else float("nan"),
         }
-        sub_rows.append([name, *(_fmt(latency[key][k] * 1000.0, 1) for k in ("p50", "p95", "min", "max"))])
+        sub_rows.append([name, *(cell(latency[key][k] * 1000.0, 1) for k in ("p50", "p95", "min", "max"))])
     if cli:
         latency["cli_process_s"] = {
             "p50": round(percentile(cli, 50), 4),
@@ -477,11 +426,11 @@ def summarise(
         sub_rows.append(
             [
                 f"`python -m runner submit` process ({len(cli)} runs)",
-                *(_fmt(latency["cli_process_s"][k] * 1000.0, 1) for k in ("p50", "p95", "min", "max")),
+                *(cell(latency["cli_process_s"][k] * 1000.0, 1) for k in ("p50", "p95", "min", "max")),
             ]
         )
     text.append(f"\nSubmit latency over {len(submits)} submits (ms; each on an otherwise idle server):\n")
-    text.append(_table(["part", "p50", "p95", "min", "max"], sub_rows))
+    text.append(markdown_table(["part", "p50", "p95", "min", "max"], sub_rows))
     summary = {
         "ratio_nonblocking_over_blocking": round(_med(ratio), 4),
         "ideal_ratio": round(_med(ideal), 4),

@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _common import busy_cpu_s, fs_type  # sibling module of this script
+from _common import busy_cpu_s, fs_type, markdown_table  # sibling module of this script
 
 from runner import Hypothesis, Worktree, WorktreeManager
 from runner.aio import run_sync
@@ -396,11 +396,6 @@ def _med(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -601,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
         "over these runs (every attempt is counted in the failure table below):\n"
     )
     print(
-        _table(
+        markdown_table(
             [
                 "method",
                 "create s",
@@ -619,13 +614,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     print("\nRatios (median of the per-repetition ratios; then each repetition's):\n")
-    print(_table(["ratio", "median", "per repetition"], ratio_rows))
+    print(markdown_table(["ratio", "median", "per repetition"], ratio_rows))
     print(
         f"\nFailures over all attempts (every timed run, including those run again for noise, + "
         f"{args.stress} untimed stress trial(s) of the concurrent methods; {n} worktrees each):\n"
     )
     print(
-        _table(
+        markdown_table(
             [
                 "method",
                 "runs",
@@ -651,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     if messages:
         print("\nError messages (worktree ids and paths normalised):\n")
-        print(_table(["method: message", "count"], [[k, str(v)] for k, v in messages.most_common()]))
+        print(markdown_table(["method: message", "count"], [[k, str(v)] for k, v in messages.most_common()]))
     print(f"\n`git worktree list` unchanged at the end: {'yes' if unchanged else 'NO'}")
     summary = {
         "bench": "worktrees",

@@ -37,9 +37,11 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.openhands_support.threaded_server import ThreadedHTTPService
 
 __all__ = [
     "CONVERSATION_STATUSES",
@@ -357,18 +359,26 @@ def _parse_uuid(text: str) -> str | None:
         return None
 
 
+def _conversation_key(raw_id: str) -> str:
+    """The conversation id in a path, or the 422 FastAPI answers for a malformed UUID."""
+    key = _parse_uuid(raw_id)
+    if key is None:
+        detail = _err("uuid_parsing", ["path", "conversation_id"], "Input should be a valid UUID", raw_id)
+        raise _Answer(422, {"detail": [detail]})
+    return key
+
+
 def _message_text(request: Mapping[str, Any]) -> str:
     message = request.get("initial_message") or {}
     return "\n".join(str(p.get("text", "")) for p in message.get("content") or [] if isinstance(p, dict))
 
 
-class CloudV1Server:
+class CloudV1Server(ThreadedHTTPService):
     """The stand-in app server; a context manager. ``requests`` records every request."""
 
     def __init__(self, api_key: str | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         self.api_key = api_key or f"cloud-key-{secrets.token_hex(8)}"
-        self._host = host
-        self._port = port
+        super().__init__(host, port)
         self._lock = threading.Lock()
         self._scenarios: list[CloudScenario] = []
         self._requests: list[RecordedRequest] = []
@@ -378,47 +388,22 @@ class CloudV1Server:
         self._sandboxes: dict[str, CloudConversation] = {}
         self._clock = itertools.count()
         self._epoch = datetime(2026, 11, 21, 6, 0, 0, tzinfo=UTC)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle -----------------------------------------------------------------------------------
+    thread_name = "cloud-v1"
 
-    def start(self) -> CloudV1Server:
-        if self._server is not None:
-            return self
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         owner = self
 
         class Handler(_Handler):
             cloud = owner
 
-        self._server = ThreadingHTTPServer((self._host, self._port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="cloud-v1", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join()
-
-    def __enter__(self) -> CloudV1Server:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        return Handler
 
     @property
     def url(self) -> str:
         if self._server is None:
             raise RuntimeError("CloudV1Server is not started")
-        return f"http://{self._host}:{self._server.server_address[1]}"
+        return f"http://{self._host}:{self.port}"
 
     # -- scripting -----------------------------------------------------------------------------------
 
@@ -788,21 +773,7 @@ class CloudV1Server:
         raise _Answer(404 if method in ("GET", "POST") else 405, {"detail": "Not Found"})
 
     def _conversation_read(self, raw_id: str, rest: list[str], query: dict[str, list[str]]) -> _Answer:
-        key = _parse_uuid(raw_id)
-        if key is None:
-            raise _Answer(
-                422,
-                {
-                    "detail": [
-                        _err(
-                            "uuid_parsing",
-                            ["path", "conversation_id"],
-                            "Input should be a valid UUID",
-                            raw_id,
-                        )
-                    ]
-                },
-            )
+        key = _conversation_key(raw_id)
         conversation = self._conversations.get(key)
         if rest == ["file"]:
             file_path = query.get("file_path", ["/workspace/project/PLAN.md"])[-1]
@@ -856,21 +827,7 @@ class CloudV1Server:
         return self._page([self._task_json(t) for t in tasks], query)
 
     def _search_events(self, raw_id: str, query: dict[str, list[str]]) -> dict[str, Any]:
-        key = _parse_uuid(raw_id)
-        if key is None:
-            raise _Answer(
-                422,
-                {
-                    "detail": [
-                        _err(
-                            "uuid_parsing",
-                            ["path", "conversation_id"],
-                            "Input should be a valid UUID",
-                            raw_id,
-                        )
-                    ]
-                },
-            )
+        key = _conversation_key(raw_id)
         conversation = self._conversations.get(key)
         events = list(conversation.events) if conversation else []
         if "kind__eq" in query:

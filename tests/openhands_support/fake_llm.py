@@ -33,8 +33,10 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Literal
+
+from tests.openhands_support.threaded_server import ThreadedHTTPService
 
 __all__ = [
     "FakeLLM",
@@ -200,59 +202,27 @@ def _text_of(content: Any) -> str:
     return ""
 
 
-class FakeLLM:
+class FakeLLM(ThreadedHTTPService):
     """The scripted LLM server; a context manager. ``requests`` holds the parsed chat-completion bodies."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._host = host
-        self._port = port
+        super().__init__(host, port)
         self._lock = threading.Lock()
         self._scenarios: list[_Scenario] = []
         self._requests: list[dict[str, Any]] = []
         self._other: list[tuple[str, str]] = []
         self._unmatched: list[str] = []
         self._ids = itertools.count(1)
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle -----------------------------------------------------------------------------------
+    thread_name = "fake-llm"
 
-    def start(self) -> FakeLLM:
-        if self._server is not None:
-            return self
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
         class Handler(_Handler):
             owner = fake
 
-        self._server = ThreadingHTTPServer((self._host, self._port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-llm", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if thread is not None:
-            thread.join()
-
-    def __enter__(self) -> FakeLLM:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("FakeLLM is not started")
-        return int(self._server.server_address[1])
+        return Handler
 
     @property
     def base_url(self) -> str:
