@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__, cli_openhands, signals
+from .cli_types import float_arg, positive_int
 from .config import ConfigError, RunnerConfig, TestExecutionResult, load_config
 from .naming import display_name
 from .results import RunReport
@@ -29,24 +30,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"worktree-runner: error: {message}\n")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
+_positive_int = positive_int
+_positive_float = float_arg("a number of seconds", lambda v: v > 0, "> 0")
 
 
 def _shard(text: str) -> ShardSpec:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .cli_types import float_arg
 from .config import split_command
 from .generation import GenerationInputError, GenerationOptions, collect, make_generator, status, submit
 from .openhands import OpenHandsError
@@ -22,24 +23,9 @@ __all__ = ["SUBCOMMANDS", "add_parsers", "run"]
 SUBCOMMANDS = ("submit", "status", "collect", "generate")
 
 
-def _threshold(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a percentage, got {text!r}") from None
-    if not 0 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 100, got {text}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
+_threshold = float_arg("a percentage", lambda v: 0 <= v <= 100, "between 0 and 100")
+_seconds = float_arg("seconds", lambda v: v >= 0, ">= 0")
+_interval = float_arg("seconds", lambda v: v > 0, "> 0")  # 0 would poll the server in a tight loop
 
 
 def add_parsers(sub: Any) -> None:
@@ -59,7 +45,7 @@ def add_parsers(sub: Any) -> None:
 
     def waiting(p: argparse.ArgumentParser) -> None:
         p.add_argument("--wait-timeout", type=_seconds, default=600.0, help="seconds (default 600)")
-        p.add_argument("--poll-interval", type=_seconds, default=5.0, help="seconds (default 5)")
+        p.add_argument("--poll-interval", type=_interval, default=5.0, help="seconds (default 5)")
         p.add_argument("--test-timeout", type=_seconds, default=600.0, help="seconds for running the tests")
         p.add_argument("--result-json", type=Path, help="also write the result document here")
         p.add_argument("--setup", help="command run in the verification worktree before the tests")
