@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import secrets
 import subprocess
 import uuid
@@ -50,15 +51,30 @@ REPOSITORY = "acme/calc"
 
 @functools.cache
 def docker_bridge_ip() -> str:
-    """The host's address on Docker's default bridge (docker0): containers on it reach the host there."""
+    """The host's address on Docker's default bridge (docker0): containers on it reach the host there.
+
+    Docker 20.10 (as the sandbox starts it) can leave ``IPAM.Config.Gateway`` empty, so the address of the
+    ``docker0`` interface itself is the fallback.
+    """
     proc = subprocess.run(
         ["docker", "network", "inspect", "bridge", "--format", "{{range .IPAM.Config}}{{.Gateway}} {{end}}"],
         capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
     gateways = proc.stdout.split()
-    if proc.returncode != 0 or not gateways:
-        raise RuntimeError(f"cannot find the docker0 gateway address: {proc.stderr.strip()}")
-    return gateways[0]
+    if proc.returncode == 0 and gateways:
+        return gateways[0]
+    iface = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show", "dev", "docker0"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    found = re.search(r"\binet (\d+\.\d+\.\d+\.\d+)/", iface.stdout)
+    if found:
+        return found.group(1)
+    raise RuntimeError(
+        "cannot find the docker0 gateway address: "
+        f"'docker network inspect bridge' gave {proc.stdout.strip()!r} ({proc.stderr.strip()}), "
+        f"'ip addr show dev docker0' gave {iface.stdout.strip()!r} ({iface.stderr.strip()})"
+    )
 
 
 @contextmanager
