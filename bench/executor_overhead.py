@@ -10,7 +10,7 @@ Scenarios (default size; ``--quick`` in brackets):
 
 Methods:
 
-* ``ours``: ``AsyncTestExecutor.execute_parallel_async`` through ``runner.aio.run_sync`` (the CLI's path:
+* ``ours``: ``AsyncTestExecutor.execute_parallel_async`` through ``runner.engine.aio.run_sync`` (the CLI's path:
   on 3.11 it installs the pidfd child watcher). Each command writes to its own log file.
 * ``threads_file``: ``ThreadPoolExecutor(P)`` + ``subprocess.run(stdout=<own log file>, stderr=STDOUT)`` -
   the fair baseline (output handled like ours).
@@ -182,7 +182,7 @@ def _timed(run: Callable[[], Any], profile_path: str | None) -> tuple[Any, float
 
 def _worker_ours(spec: dict[str, Any]) -> dict[str, Any]:
     from runner import AsyncTestExecutor, ExecutionSettings, Hypothesis, Status
-    from runner.aio import run_sync
+    from runner.engine.aio import run_sync
 
     n, p, workdir = spec["n"], spec["p"], spec["workdir"]
     logs = Path(workdir) / "logs"
@@ -277,7 +277,7 @@ def _worker_asyncio_min(spec: dict[str, Any]) -> dict[str, Any]:
     import asyncio
     from collections import deque
 
-    from runner.aio import run_sync
+    from runner.engine.aio import run_sync
 
     n, p, workdir, argv = spec["n"], spec["p"], spec["workdir"], spec["argv"]
     logs = Path(workdir) / "logs"

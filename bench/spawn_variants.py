@@ -54,7 +54,7 @@ def _cpu_s() -> float:
 
 def _ours(work: str, n: int, p: int, argv: list[str]) -> Callable[[], object]:
     from runner import AsyncTestExecutor, ExecutionSettings, Hypothesis
-    from runner.aio import run_sync
+    from runner.engine.aio import run_sync
 
     hypotheses = [Hypothesis(name=f"t{i}", ref="HEAD") for i in range(n)]
 
@@ -86,7 +86,7 @@ async def _wait_pidfd(pid: int) -> None:
 def _asyncio_min(
     work: str, n: int, p: int, argv: list[str], *, env: dict[str, str] | None, in_threads: bool
 ) -> Callable[[], object]:
-    from runner.aio import run_sync
+    from runner.engine.aio import run_sync
 
     os.mkdir(f"{work}/logs")
 
@@ -160,7 +160,7 @@ def worker(name: str, tmp: str, n: int, p: int) -> dict[str, float]:
         elif name.startswith("asyncio_"):
             env = None
             if name == "asyncio_min_env":
-                from runner.gitutil import git_env
+                from runner.engine.gitutil import git_env
 
                 env = git_env()
                 env.update(

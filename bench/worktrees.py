@@ -47,8 +47,8 @@ from pathlib import Path
 from _common import busy_cpu_s, fs_type, markdown_table  # sibling module of this script
 
 from runner import Hypothesis, Worktree, WorktreeManager
-from runner.aio import run_sync
-from runner.gitutil import git_env
+from runner.engine.aio import run_sync
+from runner.engine.gitutil import git_env
 
 METHODS = ("sequential", "ours", "naive_parallel")
 DEFAULT_SDIST = "requests==2.32.3"

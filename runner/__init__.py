@@ -4,8 +4,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .async_test_executor import AsyncTestExecutor, WorkItem
-from .config import (
+from runner.async_test_executor import AsyncTestExecutor, WorkItem
+from runner.config import (
     ConfigError,
     ExecutionSettings,
     Hypothesis,
@@ -15,10 +15,10 @@ from .config import (
     load_config,
     parse_config,
 )
-from .results import RunReport, write_junit, write_results_json
-from .run import RunOptions, run_config, run_config_async
-from .test_executor import TestExecutor
-from .worktrees import Worktree, WorktreeError, WorktreeManager
+from runner.engine.worktrees import Worktree, WorktreeError, WorktreeManager
+from runner.report.results import RunReport, write_junit, write_results_json
+from runner.run import RunOptions, run_config, run_config_async
+from runner.test_executor import TestExecutor
 
 __all__ = [
     "AsyncTestExecutor",

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .aio import run_sync
-from .config import ExecutionSettings, Hypothesis, Status, TestExecutionResult
-from .gitutil import git_env
-from .naming import display_name, safe_name
-from .process import TASK_ENV, CommandOutcome, kill_marked, run_in_group, without_secrets
-from .scheduling import order_by_expected_duration
-from .worktrees import Worktree, WorktreeError
+from runner.config import ExecutionSettings, Hypothesis, Status, TestExecutionResult
+from runner.engine.aio import run_sync
+from runner.engine.gitutil import git_env
+from runner.engine.naming import display_name, safe_name
+from runner.engine.process import TASK_ENV, CommandOutcome, kill_marked, run_in_group, without_secrets
+from runner.engine.scheduling import order_by_expected_duration
+from runner.engine.worktrees import Worktree, WorktreeError
 
 __all__ = ["AsyncTestExecutor", "ProgressCallback", "WorkItem", "read_tail"]
 

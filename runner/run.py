@@ -11,23 +11,40 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import signals
-from .async_test_executor import AsyncTestExecutor, ProgressCallback, WorkItem
-from .config import ConfigError, RunnerConfig, Status
-from .results import RunReport, write_junit, write_results_json
-from .scheduling import load_durations
-from .sharding import ShardPlan, ShardSpec, plan_shard
-from .worktrees import WorktreeError, WorktreeManager, default_worktree_base
+from runner.async_test_executor import AsyncTestExecutor, ProgressCallback, WorkItem
+from runner.config import ConfigError, RunnerConfig, Status
+from runner.engine import signals
+from runner.engine.scheduling import load_durations
+from runner.engine.worktrees import WorktreeError, WorktreeManager, default_worktree_base
+from runner.report.results import RunReport, write_junit, write_results_json
+from runner.report.sharding import ShardPlan, ShardSpec, plan_shard
 
 __all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_FAILURE",
+    "EXIT_SUCCESS",
     "RunOptions",
     "check_inputs",
     "execute",
+    "exit_code_for",
     "run_config",
     "run_config_async",
     "select_shard",
     "write_reports",
 ]
+
+# The process exit codes both faces use: 0 success, 1 failure, 2 bad input, 128 + signal after a signal.
+EXIT_SUCCESS = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+_SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+
+
+def exit_code_for(report: RunReport) -> int:
+    signal_name = report.extra.get("signal") or signals.first_signal()
+    if isinstance(signal_name, str) and signal_name in _SIGNAL_EXIT:
+        return _SIGNAL_EXIT[signal_name]
+    return EXIT_SUCCESS if report.succeeded else EXIT_FAILURE
 
 
 @dataclass
@@ -39,7 +56,7 @@ class RunOptions:
     durations_file: Path | None = None
     worktree_base: Path | None = None
     progress: ProgressCallback | None = None
-    # Stop the run on SIGINT/SIGTERM. Takes effect where runner.signals.install() was called (the
+    # Stop the run on SIGINT/SIGTERM. Takes effect where runner.engine.signals.install() was called (the
     # CLI and the action do so first thing); a library caller keeps its own signal handling.
     handle_signals: bool = True
     # Report log paths relative to this directory (the action: the workspace, so that they mean
@@ -129,7 +146,7 @@ def _shown_path(path: Path, base: Path | None) -> str:
 def run_config(
     config: RunnerConfig, options: RunOptions, *, durations: dict[str, float] | None = None
 ) -> RunReport:
-    from .aio import run_sync
+    from runner.engine.aio import run_sync
 
     return run_sync(run_config_async(config, options, durations=durations))
 

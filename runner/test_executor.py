@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .async_test_executor import AsyncTestExecutor
+from runner.async_test_executor import AsyncTestExecutor
 
 __all__ = ["TestExecutor"]
 
@@ -11,7 +11,7 @@ class TestExecutor(AsyncTestExecutor):
     """``TestExecutor(config).execute_parallel(hypotheses, worktrees) -> list[TestExecutionResult]``.
 
     The historical synchronous API: ``execute_parallel``, ``execute_single`` and
-    ``should_parallelize``. Each sync call runs its own event loop (see ``runner.aio.run_sync``);
+    ``should_parallelize``. Each sync call runs its own event loop (see ``runner.engine.aio.run_sync``);
     the ``*_async`` methods of :class:`AsyncTestExecutor` are available too.
     """
 

@@ -88,7 +88,7 @@ def _restore_signal_handlers() -> Iterator[None]:
     """The CLI installs process-wide SIGINT/SIGTERM handlers; keep them out of other tests."""
     import signal
 
-    from runner import signals
+    from runner.engine import signals
 
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     yield

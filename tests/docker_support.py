@@ -42,7 +42,8 @@ import pytest
 from .github_parsers import EnvFileError, decode_file, parse_env_file
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_TAG = "worktree-runner:test"
+# A per-checkout tag (WORKTREE_RUNNER_TEST_IMAGE) lets several checkouts on one machine test side by side.
+DEFAULT_TAG = os.environ.get("WORKTREE_RUNNER_TEST_IMAGE") or "worktree-runner:test"
 RUNNER_UID = 1001  # the hosted runner's "runner" user; also its primary gid
 RUNNER_GID = 1001
 SUMMARY_LIMIT_BYTES = 1024 * 1024  # the runner drops a step summary larger than this (1 MiB)

@@ -12,8 +12,8 @@ from .conftest import REPO_ROOT
 
 ACTION = yaml.safe_load((REPO_ROOT / "action.yml").read_text())
 README = (REPO_ROOT / "README.md").read_text()
-# The action face: runner/action.py (test mode, dispatch) and one runner/action_<mode>.py per other mode.
-ACTION_CODE = "\n".join(p.read_text() for p in sorted((REPO_ROOT / "runner").glob("action*.py")))
+# The action face: runner/action/ (dispatch, one mode_<mode>.py per mode, what the modes share).
+ACTION_CODE = "\n".join(p.read_text() for p in sorted((REPO_ROOT / "runner" / "action").glob("*.py")))
 
 
 def _table_names(heading: str) -> list[str]:

@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from runner.config import Status, TestExecutionResult
-from runner.merge import MergeError, merge_files
-from runner.results import RunReport
-from runner.sharding import MAX_SHARDS, ShardSpec, plan_shard
+from runner.report.merge import MergeError, merge_files
+from runner.report.results import RunReport
+from runner.report.sharding import MAX_SHARDS, ShardSpec, plan_shard
 
 from .test_action import errors, run_step
 from .test_sharding import NAMES, _write_config, cli

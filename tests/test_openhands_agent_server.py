@@ -157,7 +157,7 @@ def test_wrong_key_and_unreachable_server(env: dict[str, str], calc_repo: Path, 
 def test_our_wait_timeout_is_a_timeout_error_and_collect_makes_it_failed(
     env: dict[str, str], calc_repo: Path, fake_llm: FakeLLM, runner_temp: Path
 ) -> None:
-    from runner.generation import collect
+    from runner.openhands.generation import collect
 
     out = _unique("slow")
     fake_llm.add_scenario(out, [llm_error(500)])

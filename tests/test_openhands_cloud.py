@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from runner.generation import collect
 from runner.openhands import OpenHandsAuthError, OpenHandsTestGenerator, TaskRef
+from runner.openhands.generation import collect
 
 from .openhands_support.calc_project import FULL
 from .openhands_support.cloud_v1 import CloudV1Server

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from runner import signals
+from runner.engine import signals
 from runner.github import ActionsLog, post_summary_comment, render_summary
 from runner.github.pr_comment import COMMENT_MAX_CHARS, ClientSettings, comment_marker, render_comment
 

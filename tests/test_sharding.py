@@ -14,7 +14,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.sharding import (
+from runner.report.sharding import (
     MAX_SHARDS,
     ShardSpec,
     ShardSpecError,

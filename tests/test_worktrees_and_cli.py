@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from runner import Hypothesis, RunnerConfig, RunOptions, Status, WorktreeError, WorktreeManager, run_config
-from runner.aio import run_sync
 from runner.cli import main
+from runner.engine.aio import run_sync
 
 from .conftest import PY, git, pid_alive, worktree_list
 
@@ -244,7 +244,7 @@ def test_durations_file_from_previous_results(repo: Path, tmp_path: Path, runner
     first["results"][1]["duration_s"] = 100.0  # type: ignore[index]
     previous.write_text(json.dumps(first))
     order: list[str] = []
-    from runner import cli as cli_module
+    from runner.cli import commands as cli_module
 
     original = cli_module.progress_printer
     try:

@@ -1,6 +1,9 @@
 """The GitHub Actions runner contract: workflow commands, file commands,
 inputs, annotations and the job summary (stdlib only), and the pull-request
-comment (PyGithub, imported only when a comment is posted)."""
+comment (PyGithub, imported only when a comment is posted).
+
+The protocol alone, unchanged by what is reported: may import ``runner.engine`` (signals) and the
+standard library; never ``runner.run``, ``runner.openhands`` or a face."""
 
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from runner import signals
+from runner.engine import signals
 from runner.github.commands import ActionsLog
 from runner.github.summary import render_summary
 

@@ -1,13 +1,24 @@
-"""OpenHands unit-test generation: submit without blocking, collect and verify later."""
+"""OpenHands unit-test generation: submit without blocking, collect and verify later.
+
+The client (``generator``, two backends behind one protocol, the HTTP layer, task IDs), verification of
+what the agent wrote (``verify``) and the code path both faces call (``generation``). May import
+``runner.engine``, ``runner.report`` and ``runner.config``; never ``runner.run``'s faces
+(``runner.cli``, ``runner.action``) or ``runner.github``.
+"""
 
 from __future__ import annotations
 
-from .backend import AgentState, GenerationRequest, TaskStatus
-from .errors import InvalidTaskIdError, OpenHandsAuthError, OpenHandsError, OpenHandsUnavailableError
-from .generator import OpenHandsTestGenerator, TestGenerationResult
-from .settings import DEFAULT_CLOUD_URL, OpenHandsSettings
-from .task_id import TaskRef
-from .verify import Verification, verify_generated_tests
+from runner.openhands.backend import AgentState, GenerationRequest, TaskStatus
+from runner.openhands.errors import (
+    InvalidTaskIdError,
+    OpenHandsAuthError,
+    OpenHandsError,
+    OpenHandsUnavailableError,
+)
+from runner.openhands.generator import OpenHandsTestGenerator, TestGenerationResult
+from runner.openhands.settings import DEFAULT_CLOUD_URL, OpenHandsSettings
+from runner.openhands.task_id import TaskRef
+from runner.openhands.verify import Verification, verify_generated_tests
 
 __all__ = [
     "DEFAULT_CLOUD_URL",

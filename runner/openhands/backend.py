@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from .task_id import TaskRef
+from runner.openhands.task_id import TaskRef
 
 __all__ = ["EXECUTION_STATUS", "AgentState", "Backend", "GenerationRequest", "TaskStatus"]
 

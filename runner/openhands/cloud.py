@@ -17,11 +17,11 @@ from typing import Any
 
 import httpx
 
-from .backend import EXECUTION_STATUS, AgentState, GenerationRequest, TaskStatus
-from .errors import OpenHandsError
-from .http import ApiClient
-from .settings import OpenHandsSettings
-from .task_id import TaskRef
+from runner.openhands.backend import EXECUTION_STATUS, AgentState, GenerationRequest, TaskStatus
+from runner.openhands.errors import OpenHandsError
+from runner.openhands.http import ApiClient
+from runner.openhands.settings import OpenHandsSettings
+from runner.openhands.task_id import TaskRef
 
 __all__ = ["CloudBackend"]
 

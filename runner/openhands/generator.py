@@ -19,15 +19,15 @@ from typing import Any
 
 import httpx
 
-from ..aio import run_sync
-from .agent_server import AgentServerBackend
-from .backend import AgentState, Backend, GenerationRequest, TaskStatus
-from .cloud import CloudBackend
-from .errors import OpenHandsError, redact
-from .prompt import build_prompt, build_title
-from .settings import OpenHandsSettings
-from .task_id import TaskRef, check_relative_path
-from .verify import Verification, coverage_include, verify_generated_tests
+from runner.engine.aio import run_sync
+from runner.openhands.agent_server import AgentServerBackend
+from runner.openhands.backend import AgentState, Backend, GenerationRequest, TaskStatus
+from runner.openhands.cloud import CloudBackend
+from runner.openhands.errors import OpenHandsError, redact
+from runner.openhands.prompt import build_prompt, build_title
+from runner.openhands.settings import OpenHandsSettings
+from runner.openhands.task_id import TaskRef, check_relative_path
+from runner.openhands.verify import Verification, coverage_include, verify_generated_tests
 
 __all__ = ["OpenHandsTestGenerator", "TestGenerationResult"]
 

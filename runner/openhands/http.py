@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
-from .errors import OpenHandsAuthError, OpenHandsError, OpenHandsUnavailableError, redact
-from .settings import OpenHandsSettings
+from runner.openhands.errors import OpenHandsAuthError, OpenHandsError, OpenHandsUnavailableError, redact
+from runner.openhands.settings import OpenHandsSettings
 
 __all__ = ["ApiClient", "parse_retry_after"]
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .task_id import BACKENDS, Backend
+from runner.openhands.task_id import BACKENDS, Backend
 
 __all__ = ["DEFAULT_CLOUD_URL", "OpenHandsSettings"]
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
-from .errors import InvalidTaskIdError
+from runner.openhands.errors import InvalidTaskIdError
 
 __all__ = ["BACKENDS", "Backend", "TaskRef", "check_relative_path"]
 

@@ -2,7 +2,7 @@
 
 The tests run in a fresh worktree at the commit the agent started from (HEAD when that commit is not
 in the local repository), so uncommitted files in the workspace cannot make them pass or fail, in a
-process group with a deadline like every hypothesis (runner.process).
+process group with a deadline like every hypothesis (runner.engine.process).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Hypothesis
-from ..process import run_in_group, without_secrets
-from ..worktrees import WorktreeError, WorktreeManager
+from runner.config import Hypothesis
+from runner.engine.process import run_in_group, without_secrets
+from runner.engine.worktrees import WorktreeError, WorktreeManager
 
 __all__ = ["Verification", "coverage_include", "verify_generated_tests"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .config import Status, TestExecutionResult
+from runner.config import Status, TestExecutionResult
 
 __all__ = ["SCHEMA_VERSION", "RunReport", "write_atomic", "write_junit", "write_results_json"]
 

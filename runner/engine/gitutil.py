@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from .process import CapturedResult, run_captured
+from runner.engine.process import CapturedResult, run_captured
 
 # Variables that would point git (ours or a test's) at another repository or index.
 _GIT_LOCATION_VARS = (

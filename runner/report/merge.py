@@ -1,7 +1,7 @@
 """Combining the results files of the shards of one run (``worktree-runner merge``, ``mode: merge``).
 
 Each shard job writes an ordinary results JSON (schema 1) with a ``shard`` object (see
-runner/sharding.py ``ShardPlan.metadata``): its number, the shard count, the split strategy, the
+runner/report/sharding.py ``ShardPlan.metadata``): its number, the shard count, the split strategy, the
 number of configured hypotheses, a digest of their sorted names, and the configuration index of each
 of its results. That is enough to put the whole run back together in configuration order, and to
 refuse anything that does not add up: a corrupt file, a file that is not a shard's, shards of
@@ -22,10 +22,10 @@ from typing import Any, Final, Literal, TypeGuard
 
 from pydantic import ValidationError
 
-from .config import Status, TestExecutionResult
-from .naming import display_name
-from .results import SCHEMA_VERSION, RunReport
-from .sharding import MAX_SHARDS, config_digest
+from runner.config import Status, TestExecutionResult
+from runner.engine.naming import display_name
+from runner.report.results import SCHEMA_VERSION, RunReport
+from runner.report.sharding import MAX_SHARDS, config_digest
 
 __all__ = ["MergeError", "ShardResults", "load_shard_file", "merge_files", "merge_shards", "parse_shard_doc"]
 

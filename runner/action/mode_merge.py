@@ -4,7 +4,7 @@ The shard jobs (``shard: K/N``) each upload their results directory; the merge j
 names their ``results.json`` files in ``results-files`` (paths or globs, one per line, inside the
 workspace). The merged run gets the same surfaces as an unsharded one: ``results.json`` and
 ``junit.xml`` in ``results-dir``, the step outputs and the job summary. Failing hypotheses are not
-annotated again (their shard jobs did that). Anything that does not add up (see runner/merge.py) is
+annotated again (their shard jobs did that). Anything that does not add up (see runner/report/merge.py) is
 one ``::error`` per problem, exit code 2, and nothing is written.
 """
 
@@ -14,13 +14,13 @@ import glob
 import re
 from pathlib import Path
 
-from .action import DEFAULT_RESULTS_DIR, EXIT_BAD_INPUT, _inside, _rel, _workspace, report_to_github
-from .cli import exit_code_for
-from .github import ActionsLog, AnnotationBudget, InputError, get_bool_input, get_input
-from .merge import MergeError, merge_files
-from .naming import display_name
-from .ownership import restore_ownership
-from .run import RunOptions, write_reports
+from runner.action.ownership import restore_ownership
+from runner.action.reporting import report_to_github
+from runner.action.workspace import DEFAULT_RESULTS_DIR, inside, relative, workspace_dir
+from runner.engine.naming import display_name
+from runner.github import ActionsLog, AnnotationBudget, InputError, get_bool_input, get_input
+from runner.report.merge import MergeError, merge_files
+from runner.run import EXIT_BAD_INPUT, RunOptions, exit_code_for, write_reports
 
 __all__ = ["expand_results_files", "run_merge_mode"]
 
@@ -38,10 +38,10 @@ def expand_results_files(text: str, workspace: Path) -> tuple[list[Path], list[s
         if not pattern:
             continue
         if not _MAGIC.search(pattern):
-            paths.append(_inside(workspace, pattern, "results-files"))
+            paths.append(inside(workspace, pattern, "results-files"))
             continue
         matches = sorted(glob.glob(pattern, root_dir=workspace, recursive=True))
-        files = [_inside(workspace, m, "results-files") for m in matches]
+        files = [inside(workspace, m, "results-files") for m in matches]
         files = [f for f in files if f.is_file()]
         if not files:
             problems.append(f"{_SOURCE}: {display_name(pattern, 200)!r} matches no file")
@@ -52,14 +52,14 @@ def expand_results_files(text: str, workspace: Path) -> tuple[list[Path], list[s
 
 
 def run_merge_mode(log: ActionsLog) -> int:
-    workspace = _workspace()
+    workspace = workspace_dir()
     get_bool_input("comment-on-pr", default=False)  # a bad value fails now, before anything runs
     paths, problems = expand_results_files(get_input("results-files"), workspace)
-    results_dir = _inside(workspace, get_input("results-dir") or DEFAULT_RESULTS_DIR, "results-dir")
+    results_dir = inside(workspace, get_input("results-dir") or DEFAULT_RESULTS_DIR, "results-dir")
     report = None
     if paths:
         try:
-            report = merge_files(paths, source=_SOURCE, shown=[_rel(p, workspace) for p in paths])
+            report = merge_files(paths, source=_SOURCE, shown=[relative(p, workspace) for p in paths])
         except MergeError as exc:
             problems.extend(exc.problems)
     if problems or report is None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from .config import ConfigError
+from runner.config import ConfigError
 
 T = TypeVar("T")
 

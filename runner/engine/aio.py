@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from .process import install_pidfd_watcher
+from runner.engine.process import install_pidfd_watcher
 
 T = TypeVar("T")
 

@@ -12,11 +12,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .cli_types import float_arg
-from .config import split_command
-from .generation import GenerationInputError, GenerationOptions, collect, make_generator, status, submit
-from .openhands import OpenHandsError
-from .results import write_atomic
+from runner.cli.arguments import float_arg
+from runner.config import split_command
+from runner.openhands import OpenHandsError
+from runner.openhands.generation import (
+    GenerationInputError,
+    GenerationOptions,
+    collect,
+    make_generator,
+    status,
+    submit,
+)
+from runner.report.results import write_atomic
 
 __all__ = ["SUBCOMMANDS", "add_parsers", "run"]
 

@@ -1,4 +1,4 @@
-"""``worktree-runner`` command line."""
+"""``worktree-runner`` command line: the parser, ``test`` and ``merge`` (OpenHands: ``openhands``)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from . import __version__, cli_openhands, signals
-from .cli_types import float_arg, positive_int
-from .config import ConfigError, RunnerConfig, TestExecutionResult, load_config
-from .naming import display_name
-from .results import RunReport
-from .run import RunOptions, execute, write_reports
-from .sharding import ShardSpec, ShardSpecError, parse_shard
+from runner import __version__
+from runner.cli import openhands as cli_openhands
+from runner.cli.arguments import float_arg, positive_int
+from runner.config import ConfigError, RunnerConfig, load_config
+from runner.engine import signals
+from runner.engine.naming import display_name
+from runner.report.progress import progress_printer
+from runner.report.results import RunReport
+from runner.report.sharding import ShardSpec, ShardSpecError, parse_shard
+from runner.run import EXIT_BAD_INPUT, RunOptions, execute, exit_code_for, write_reports
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILURE", "EXIT_SUCCESS", "exit_code_for", "main"]
-
-EXIT_SUCCESS = 0
-EXIT_FAILURE = 1
-EXIT_BAD_INPUT = 2
-_SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+__all__ = ["build_parser", "main"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,28 +74,6 @@ def apply_overrides(config: RunnerConfig, **overrides: object) -> RunnerConfig:
     return RunnerConfig.model_validate(data)
 
 
-def progress_printer(stream: object = None) -> object:
-    out = stream or sys.stderr
-
-    def show(result: TestExecutionResult, done: int, total: int) -> None:
-        code = "" if result.exit_code is None else f", exit {result.exit_code}"
-        name = display_name(result.name)
-        print(
-            f"[{done}/{total}] {name}: {result.status} in {result.duration_s:.2f}s{code}",
-            file=out,  # type: ignore[arg-type]
-            flush=True,
-        )
-
-    return show
-
-
-def exit_code_for(report: RunReport) -> int:
-    signal_name = report.extra.get("signal") or signals.first_signal()
-    if isinstance(signal_name, str) and signal_name in _SIGNAL_EXIT:
-        return _SIGNAL_EXIT[signal_name]
-    return EXIT_SUCCESS if report.succeeded else EXIT_FAILURE
-
-
 def _conclusion_line(report: RunReport) -> str:
     d = report.to_dict()
     best = f"; best: {display_name(d['best'])}" if d["best"] else ""
@@ -136,7 +112,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from .merge import MergeError, merge_files
+    from runner.report.merge import MergeError, merge_files
 
     for flag, path in (("--results-json", args.results_json), ("--junit", args.junit)):
         if path is not None and path.is_dir():

@@ -1,6 +1,6 @@
 """The action's OpenHands modes: ``submit``, ``status``, ``collect`` and ``generate``.
 
-Inputs -> ``runner.generation`` (the CLI's code path) -> step outputs, one annotation on failure
+Inputs -> ``runner.openhands.generation`` (the CLI's code path) -> step outputs, one annotation on failure
 and a job summary. The API keys are masked before anything can print them.
 """
 
@@ -11,9 +11,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .config import split_command
-from .generation import GenerationInputError, GenerationOptions, collect, make_generator, status, submit
-from .github import (
+from runner.action.ownership import restore_ownership
+from runner.action.workspace import workspace_dir
+from runner.config import split_command
+from runner.github import (
     MAX_OUTPUT_BYTES,
     ActionsLog,
     FileCommandWriter,
@@ -22,19 +23,19 @@ from .github import (
     get_input,
     write_summary,
 )
-from .github.summary import escape_inline, fenced_block
-from .openhands import OpenHandsError
-from .ownership import restore_ownership
-from .results import write_atomic
+from runner.github.summary import escape_inline, fenced_block
+from runner.openhands import OpenHandsError
+from runner.openhands.generation import (
+    GenerationInputError,
+    GenerationOptions,
+    collect,
+    make_generator,
+    status,
+    submit,
+)
+from runner.report.results import write_atomic
 
 __all__ = ["run_openhands_mode"]
-
-EXIT_BAD_INPUT = 2
-
-
-def _workspace() -> Path:
-    return Path(os.environ.get("GITHUB_WORKSPACE") or os.getcwd()).resolve()
-
 
 def _outputs(log: ActionsLog) -> FileCommandWriter | None:
     if not os.environ.get("GITHUB_OUTPUT"):
@@ -126,7 +127,7 @@ def run_openhands_mode(mode: str, log: ActionsLog) -> int:
     for name in ("OPENHANDS_API_KEY", "OPENHANDS_LLM_API_KEY"):
         if os.environ.get(name):
             log.add_mask(os.environ[name])
-    workspace = _workspace()
+    workspace = workspace_dir()
     options = _options(workspace)
     try:
         generator = make_generator(options)

@@ -26,9 +26,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Hypothesis
-from .gitutil import GitError, git
-from .naming import safe_name
+from runner.config import Hypothesis
+from runner.engine.gitutil import GitError, git
+from runner.engine.naming import safe_name
 
 __all__ = ["Worktree", "WorktreeError", "WorktreeManager", "default_worktree_base"]
 
@@ -191,7 +191,7 @@ class WorktreeManager:
         """Last-resort cleanup without an event loop (atexit, after a crash)."""
         import subprocess
 
-        from .gitutil import git_env
+        from runner.engine.gitutil import git_env
 
         for worktree in list(self._live.values()):
             subprocess.run(

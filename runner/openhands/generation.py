@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .openhands import (
+from runner.openhands import (
     InvalidTaskIdError,
     OpenHandsError,
     OpenHandsSettings,
