@@ -10,8 +10,8 @@ Scenarios (default size; ``--quick`` in brackets):
 
 Methods:
 
-* ``ours``: ``AsyncTestExecutor.execute_parallel_async`` through ``runner.engine.aio.run_sync`` (the CLI's path:
-  on 3.11 it installs the pidfd child watcher). Each command writes to its own log file.
+* ``ours``: ``AsyncTestExecutor.execute_parallel_async`` through ``runner.engine.aio.run_sync`` (the CLI's
+  path: on 3.11 it installs the pidfd child watcher). Each command writes to its own log file.
 * ``threads_file``: ``ThreadPoolExecutor(P)`` + ``subprocess.run(stdout=<own log file>, stderr=STDOUT)`` -
   the fair baseline (output handled like ours).
 * ``threads_capture``: ``ThreadPoolExecutor(P)`` + ``subprocess.run(capture_output=True)`` - what naive
