@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from runner.config import Status, TestExecutionResult
+from runner.engine.timestamps import format_started_at, parse_started_at
 from runner.report.live import CLEAR_LINE, LiveStatus, cell_width, format_elapsed
-from runner.report.timeline import format_started_at, parse_started_at
 
 from .conftest import PY, REPO_ROOT
 
