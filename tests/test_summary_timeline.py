@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from runner import RunnerConfig, RunOptions, run_config
 from runner.engine.timestamps import format_started_at
 from runner.github.summary import STATUS_ICONS, render_summary
@@ -167,3 +169,40 @@ def test_a_real_run_draws_its_timeline(repo: Path, runner_temp: Path) -> None:
 def seconds(clock: str) -> float:
     hours, minutes, secs = clock.split(":")
     return int(hours) * 3600 + int(minutes) * 60 + float(secs)
+
+
+def test_real_mermaid_parses_the_hostile_chart(tmp_path: Path) -> None:
+    """With the mermaid npm package at hand (WORKTREE_RUNNER_MERMAID_DIR, a folder where
+    `npm install mermaid@11 jsdom@24` ran), the chart parses as a gantt with one task per bar, the
+    hostile names as plain task labels, the right tags and times, and a single section."""
+    import json
+    import os
+    import shutil
+    import subprocess
+
+    folder = os.environ.get("WORKTREE_RUNNER_MERMAID_DIR")
+    node = shutil.which("node")
+    if not folder or node is None:
+        pytest.skip("set WORKTREE_RUNNER_MERMAID_DIR to a folder with node_modules/mermaid and jsdom")
+    statuses = ["failed", "passed", "error", "timeout", "cancelled"]
+    results = [result(name, statuses[i % 5], i * 0.5, 1.0) for i, name in enumerate(HOSTILE)]
+    chart = tmp_path / "chart.mmd"
+    chart.write_text("\n".join(mermaid_block(render_summary(doc(results)))))
+    proc = subprocess.run(
+        [node, str(Path(__file__).with_name("mermaid_check.mjs")), str(chart)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "TZ": "UTC"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    head, *tasks = (json.loads(line) for line in proc.stdout.splitlines())
+    assert head == {"type": "gantt", "sections": ["hypotheses"]}
+    assert len(tasks) == len(HOSTILE)
+    for i, task in enumerate(tasks):
+        status = statuses[i % 5]
+        assert task["section"] == "hypotheses"
+        assert task["task"].strip() == gantt_label(HOSTILE[i], STATUS_ICONS[status])
+        assert (task["done"], task["crit"], task["active"]) == {
+            "passed": (True, False, False), "failed": (False, True, False), "error": (False, True, False),
+            "timeout": (False, True, True), "cancelled": (False, False, False),
+        }[status]  # fmt: skip
+        assert task["start"].endswith(f"T00:00:{i * 0.5:06.3f}Z")
+        assert task["end"].endswith(f"T00:00:{i * 0.5 + 1:06.3f}Z")
