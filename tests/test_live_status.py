@@ -281,3 +281,49 @@ def test_results_carry_started_at(repo: Path, tmp_path: Path, runner_temp: Path)
     # max-parallel 1: the second started after the first had finished.
     one = doc["results"][0]
     assert starts[1] >= starts[0] + one["duration_s"] - 0.05  # type: ignore[operator]
+
+
+def test_start_times_follow_the_order_hypotheses_really_started(repo: Path, runner_temp: Path) -> None:
+    """Durations make the last-configured hypothesis start first (max-parallel 1); each result's
+    started_at is its own (stamped by configuration index, not by start order)."""
+    from runner import RunnerConfig, RunOptions, run_config
+
+    order = runner_temp / "order.txt"
+    record = [
+        PY,
+        "-c",
+        f"import os; open({str(order)!r}, 'a').write(os.environ['WORKTREE_RUNNER_HYPOTHESIS'] + '\\n')",
+    ]
+    cfg = RunnerConfig.model_validate(
+        {
+            "command": record,
+            "max-parallel": 1,
+            "hypotheses": [{"name": n, "ref": "main"} for n in ("one", "two", "three")],
+        }
+    )
+    seen: list[tuple[str, int]] = []
+    report = run_config(
+        cfg,
+        RunOptions(repo=repo, on_start=lambda name, total: seen.append((name, total))),
+        durations={"one": 1.0, "two": 2.0, "three": 3.0},
+    )
+    started = order.read_text().split()
+    assert started == ["three", "two", "one"]  # longest expected first
+    assert seen == [("three", 3), ("two", 3), ("one", 3)]
+    by_name = {r.name: parse_started_at(r.started_at) for r in report.results}
+    assert [r.name for r in report.results] == ["one", "two", "three"]  # configuration order
+    assert by_name["three"] < by_name["two"] < by_name["one"]  # type: ignore[operator]
+
+
+def test_executor_start_hook_not_called_for_hypotheses_that_never_started(tmp_path: Path) -> None:
+    from runner import AsyncTestExecutor, Hypothesis
+
+    calls: list[tuple[str, int]] = []
+    executor = AsyncTestExecutor(
+        {"command": [PY, "-c", "raise SystemExit(1)"], "max-parallel": 1, "fail-fast": True},
+        on_start=lambda hyp, index: calls.append((hyp.name, index)),
+    )
+    hyps = [Hypothesis(name=f"h{i}", ref="HEAD") for i in range(3)]
+    results = executor.execute_parallel(hyps, [tmp_path] * 3)
+    assert calls == [("h0", 0)]
+    assert [r.status for r in results] == [Status.FAILED, Status.CANCELLED, Status.CANCELLED]
