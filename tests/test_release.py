@@ -1,6 +1,11 @@
 """The release path: scripts/release-action-yml.py (only runs.image changes), .github/workflows/release.yml,
 and, offline, the release steps against a real registry on 127.0.0.1 followed by an act workflow that
-uses the released action.yml (act pulls the pushed image) and reads its outputs in a later step."""
+uses the released action.yml (act pulls the pushed image) and reads its outputs in a later step.
+
+act and ``--pull=false``: it keeps act from pulling the job image (the sandbox's local stand-in) and
+from re-pulling images that are present, but a ``docker://`` action image that is missing locally is
+still pulled (through the host's daemon, so ``127.0.0.1:<port>`` is the host's loopback, where the
+registry listens). The test removes the pushed names locally first, so the run proves the pull."""
 
 from __future__ import annotations
 
