@@ -28,7 +28,7 @@ from runner.engine.process import TASK_ENV, CommandOutcome, kill_marked, run_in_
 from runner.engine.scheduling import order_by_expected_duration
 from runner.engine.worktrees import Worktree, WorktreeError
 
-__all__ = ["AsyncTestExecutor", "ProgressCallback", "WorkItem", "read_tail"]
+__all__ = ["AsyncTestExecutor", "ProgressCallback", "StartCallback", "WorkItem", "read_tail"]
 
 logger = logging.getLogger("worktree_runner")
 
@@ -38,6 +38,12 @@ FAILING = frozenset({Status.FAILED, Status.TIMEOUT, Status.ERROR})
 
 class ProgressCallback(Protocol):
     def __call__(self, result: TestExecutionResult, done: int, total: int) -> None: ...
+
+
+class StartCallback(Protocol):
+    """Called when a hypothesis' worktree is ready and its commands start (when its duration starts)."""
+
+    def __call__(self, hypothesis: Hypothesis, index: int) -> None: ...
 
 
 WorktreeProvider = Callable[[], contextlib.AbstractAsyncContextManager[Worktree]]
@@ -91,6 +97,7 @@ class AsyncTestExecutor:
         logs_dir: str | os.PathLike[str] | None = None,
         progress: ProgressCallback | None = None,
         durations: Mapping[str, float] | None = None,
+        on_start: StartCallback | None = None,
     ) -> None:
         self.config = (
             config
@@ -100,6 +107,7 @@ class AsyncTestExecutor:
         self._logs_dir = Path(logs_dir) if logs_dir is not None else None
         self.progress: ProgressCallback = progress or _log_progress
         self.durations = dict(durations or {})
+        self.on_start = on_start
         self.run_token = uuid.uuid4().hex
         self._stop_reason: str | None = None
         self._last_stop: str | None = None
@@ -286,6 +294,8 @@ class AsyncTestExecutor:
             async with item.worktree() as worktree:
                 commit = worktree.commit
                 started = time.monotonic()  # checkout time is not the hypothesis' duration
+                if self.on_start is not None:
+                    self.on_start(hyp, item.index)
                 outcome, stage = await self._run_commands(item, worktree, log_path)
         except WorktreeError as exc:
             return TestExecutionResult(

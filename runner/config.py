@@ -353,6 +353,9 @@ class TestExecutionResult(BaseModel):
     log_path: str | None = None
     output_tail: str = ""
     error: str | None = None
+    # When the commands started (ISO 8601 UTC, after the checkout, like ``duration_s``); None when
+    # they never started or the result did not come through ``runner.run``.
+    started_at: str | None = None
 
     @property
     def passed(self) -> bool:

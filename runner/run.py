@@ -18,6 +18,7 @@ from runner.engine.scheduling import load_durations
 from runner.engine.worktrees import WorktreeError, WorktreeManager, default_worktree_base
 from runner.report.results import RunReport, write_junit, write_results_json
 from runner.report.sharding import ShardPlan, ShardSpec, plan_shard
+from runner.report.timeline import StartTimes
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -64,6 +65,9 @@ class RunOptions:
     paths_relative_to: Path | None = None
     # Run only this shard of the hypotheses (``execute`` selects it; the report records ``shard``).
     shard: ShardSpec | None = None
+    # Called with (name, number of hypotheses in this run) when a hypothesis' commands start (the live
+    # status line); every result also gets ``started_at``.
+    on_start: Callable[[str, int], None] | None = None
 
 
 def check_inputs(config: RunnerConfig, options: RunOptions, *, source: str = "config") -> dict[str, float]:
@@ -103,7 +107,10 @@ async def run_config_async(
     logs_dir = options.logs_dir or Path(
         tempfile.mkdtemp(prefix="worktree-runner-logs-", dir=options.worktree_base or default_worktree_base())
     )
-    executor = AsyncTestExecutor(config, logs_dir=logs_dir, progress=options.progress, durations=durations)
+    starts = StartTimes(len(config.hypotheses), options.on_start)
+    executor = AsyncTestExecutor(
+        config, logs_dir=logs_dir, progress=options.progress, durations=durations, on_start=starts.record
+    )
     items = [
         WorkItem(hyp, functools.partial(manager.worktree, hyp, i, patch_root=options.repo.resolve()), i)
         for i, hyp in enumerate(config.hypotheses)
@@ -114,6 +121,7 @@ async def run_config_async(
             results = await executor.run(items)
         finally:
             await asyncio.shield(manager.close())
+    results = starts.stamp(results)
     stopped = executor.stopped if any(r.status is Status.CANCELLED for r in results) else None
     report = RunReport(
         results=results,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from runner.cli.arguments import float_arg, positive_int
 from runner.config import ConfigError, RunnerConfig, load_config
 from runner.engine import signals
 from runner.engine.naming import display_name
+from runner.report.live import LiveStatus, wants_live_status
 from runner.report.progress import progress_printer
 from runner.report.results import RunReport
 from runner.report.sharding import ShardSpec, ShardSpecError, parse_shard
@@ -97,6 +99,8 @@ def cmd_test(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:  # pydantic re-validation of CLI values
         raise ConfigError(str(exc).splitlines()[0], source="command line") from None
+    # A terminal gets a status line redrawn in place; a log (CI) keeps one line per result.
+    live = LiveStatus(sys.stderr) if not args.quiet and wants_live_status(sys.stderr) else None
     options = RunOptions(
         repo=args.repo,
         results_json=args.results_json,
@@ -106,7 +110,10 @@ def cmd_test(args: argparse.Namespace) -> int:
         shard=args.shard,
         progress=None if args.quiet else progress_printer(),  # type: ignore[arg-type]
     )
-    report = execute(config, options, source=str(args.config))
+    if live is not None:
+        options.progress, options.on_start = live.finished, live.started
+    with live or contextlib.nullcontext():
+        report = execute(config, options, source=str(args.config))
     print(_conclusion_line(report), file=sys.stderr)
     return exit_code_for(report)
 

@@ -14,6 +14,9 @@ characters):
 4. the table itself cut short, failing rows first, with a note
    "Summary truncated: N of M hypotheses shown".
 
+Before stage 1 comes stage 1 plus the run's timeline, a Mermaid ``gantt`` chart of the
+hypotheses that have ``started_at`` (runner/github/timeline.py): it is the first thing dropped.
+
 A last line-based cut (closing any open code fence and ``<details>``) guarantees
 the limit even for absurd titles or notes.
 
@@ -35,6 +38,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from runner.github.file_commands import FileCommandError
+from runner.github.timeline import render_timeline
 
 __all__ = [
     "MAX_SUMMARY_BYTES",
@@ -428,12 +432,15 @@ def _render_full(
     failing: Sequence[_Entry],
     tails: _TailCache,
     reduced: bool,
+    timeline: str = "",
 ) -> None:
     doc.add(head)
     doc.add(_TABLE_HEAD)
     for row in rows:
         doc.add(row)
     doc.add("\n")
+    if timeline:
+        doc.add(timeline)
     if failing:
         doc.add("### Output of failing hypotheses\n\n")
     for entry in failing:
@@ -578,7 +585,10 @@ def render_summary(
     failing = [entry for entry in entries if entry.failing]
     tails = _TailCache()
 
+    # The timeline chart (results with ``started_at``) is the first thing dropped when space runs out.
+    timeline = render_timeline(raw_entries, STATUS_ICONS)
     stages: list[tuple[Callable[..., None], tuple[Any, ...]]] = [
+        *([(_render_full, (head, rows, failing, tails, False, timeline))] if timeline else []),
         (_render_full, (head, rows, failing, tails, False)),
         (_render_full, (head, rows, failing, tails, True)),
         (_render_partial_tails, (head, rows, failing, tails)),
