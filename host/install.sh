@@ -108,48 +108,58 @@ case "$venv" in
     *$'\n'* | *$'\r'*) error "RUNNER_TEMP contains a line break: $base" ;;
 esac
 
+child=""
+on_signal() {
+    # The runner signals only this process. The slow commands run as background jobs in a process
+    # group of their own, so that the trap runs at once (bash defers a trap while a foreground child
+    # runs, and without a trap drops SIGINT when that child does not die of it), and so that the
+    # whole group goes: `python -m venv` and ensurepip, or pip and anything it starts.
+    trap - INT TERM
+    if [[ -n "$child" ]]; then
+        kill -TERM -- "-$child" 2>/dev/null || true
+        wait "$child" 2>/dev/null || true
+    fi
+    rm -rf "$venv"
+    printf 'worktree-runner host: install cancelled by SIG%s; %s removed\n' "$1" "$venv" >&2
+    if [[ "$1" == INT ]]; then exit 130; else exit 143; fi
+}
+in_own_group() {
+    local status=0
+    set -m
+    "$@" &
+    child=$!
+    set +m
+    wait "$child" || status=$?
+    child=""
+    return "$status"
+}
+pip_install() {
+    # A job-wide PIP_USER/PIP_TARGET/PIP_PREFIX would send the install outside the venv.
+    unset PIP_USER PIP_TARGET PIP_PREFIX PIP_NO_BINARY
+    exec "$venv_python" -E -s -m pip install --disable-pip-version-check --no-input --quiet \
+        --require-hashes --no-deps -r "$lock" 1>&2
+}
+
 if [[ -f "$marker" && -x "$venv_python" ]]; then
     what="reused (made earlier in this job)"
 else
-    rm -rf "$venv"
-    mkdir -p "$base"
-    if ! "$python" -E -s -m venv "$venv" >&2; then
-        rm -rf "$venv"
-        error "$python -m venv failed (Python $version); on Debian/Ubuntu the system Python needs the python3-venv package, or use actions/setup-python"
-    fi
-
-    pip_pid=""
-    on_signal() {
-        # Only this process gets the runner's signal; pip is a background child so that the trap runs
-        # at once (bash defers traps while a foreground child runs). Background children of a
-        # non-interactive shell ignore SIGINT, hence SIGTERM for pip.
-        trap - INT TERM
-        if [[ -n "$pip_pid" ]]; then
-            kill -TERM "$pip_pid" 2>/dev/null || true
-            wait "$pip_pid" 2>/dev/null || true
-        fi
-        rm -rf "$venv"
-        printf 'worktree-runner host: install cancelled by SIG%s; %s removed\n' "$1" "$venv" >&2
-        if [[ "$1" == INT ]]; then exit 130; else exit 143; fi
-    }
     trap 'on_signal INT' INT
     trap 'on_signal TERM' TERM
-    (
-        # A job-wide PIP_USER/PIP_TARGET/PIP_PREFIX would send the install outside the venv.
-        unset PIP_USER PIP_TARGET PIP_PREFIX PIP_NO_BINARY
-        exec "$venv_python" -E -s -m pip install --disable-pip-version-check --no-input --quiet \
-            --require-hashes --no-deps -r "$lock" 1>&2
-    ) &
-    pip_pid=$!
+    rm -rf "$venv"
+    mkdir -p "$base"
     status=0
-    wait "$pip_pid" || status=$?
-    pip_pid=""
-    trap - INT TERM
+    in_own_group "$python" -E -s -m venv "$venv" >&2 || status=$?
+    if [[ "$status" != 0 ]]; then
+        rm -rf "$venv"
+        error "$python -m venv failed (exit $status, Python $version); on Debian/Ubuntu the system Python needs the python3-venv package, or use actions/setup-python"
+    fi
+    in_own_group pip_install || status=$?
     if [[ "$status" != 0 ]]; then
         rm -rf "$venv"
         error "installing the runner's locked dependencies into $venv failed (pip exit $status; Python $version at $python)"
     fi
     : >"$marker"
+    trap - INT TERM
     what="installed"
 fi
 
