@@ -33,7 +33,7 @@ import yaml
 
 from runner.github.inputs import input_env_name
 
-from .conftest import REPO_ROOT, git, make_check_repo, pid_alive, worktree_list
+from .conftest import REPO_ROOT, make_check_repo, pid_alive, worktree_list
 from .github_parsers import parse_command, parse_env_file
 
 DOCKER_ACTION: dict[str, Any] = yaml.safe_load((REPO_ROOT / "action.yml").read_text())
@@ -67,7 +67,7 @@ def test_outputs_are_those_of_the_docker_action_mapped_from_the_run_step() -> No
     for name, spec in DOCKER_ACTION["outputs"].items():
         assert HOST_ACTION["outputs"][name] == {
             "description": spec["description"],
-            "value": "${{ steps.run.outputs.%s }}" % name,
+            "value": f"${{{{ steps.run.outputs.{name} }}}}",
         }, name
 
 
@@ -75,7 +75,7 @@ def test_every_input_is_forwarded_under_the_docker_actions_variable_name() -> No
     env = _step("run")["env"]
     forwarded = {key: value for key, value in env.items() if key.startswith("INPUT_")}
     assert forwarded == {
-        input_env_name(name): "${{ inputs.%s }}" % name for name in DOCKER_ACTION["inputs"]
+        input_env_name(name): f"${{{{ inputs.{name} }}}}" for name in DOCKER_ACTION["inputs"]
     }
     assert set(env) - set(forwarded) == {"WORKTREE_RUNNER_HOST_PYTHON"}
     assert env["WORKTREE_RUNNER_HOST_PYTHON"] == "${{ steps.install.outputs.python }}"
@@ -181,7 +181,9 @@ class Job:
         script = self.files / f"{step['id']}.sh"
         script.write_text(step["run"] if run is None else run)
         env = dict(self.env)
-        env.update({key: self.evaluate(str(value), inputs, steps) for key, value in step.get("env", {}).items()})
+        env.update(
+            {key: self.evaluate(str(value), inputs, steps) for key, value in step.get("env", {}).items()}
+        )
         env.update(GITHUB_ACTION_PATH=str(HOST_DIR), GITHUB_OUTPUT=str(output))
         return subprocess.Popen(
             ["/bin/bash", "--noprofile", "--norc", "-e", "-o", "pipefail", str(script)],
@@ -198,18 +200,26 @@ class Job:
         assert proc.returncode == 0, out + err
         return self.outputs_of("install")["python"], err
 
-    def run_action(self, inputs: Mapping[str, str], timeout: float = 300) -> tuple[int, str, str, dict[str, str]]:
+    def run_action(
+        self, inputs: Mapping[str, str], timeout: float = 300
+    ) -> tuple[int, str, str, dict[str, str]]:
         """Both steps; returns the action's exit code, stdout, stderr and outputs (``outputs.*.value``)."""
         python, _ = self.install()
         proc = self.start(_step("run"), inputs, {"install": {"python": python}})
         out, err = proc.communicate(timeout=timeout)
         steps = {"run": self.outputs_of("run")}
-        outputs = {name: self.evaluate(spec["value"], inputs, steps) for name, spec in HOST_ACTION["outputs"].items()}
+        outputs = {
+            name: self.evaluate(spec["value"], inputs, steps) for name, spec in HOST_ACTION["outputs"].items()
+        }
         return proc.returncode, out, err, outputs
 
 
 def _job_env(runner_temp: Path, workspace: Path, files: Path, path: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INPUT_", "GITHUB_", "PYTHON", "VIRTUAL_ENV"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("INPUT_", "GITHUB_", "PYTHON", "VIRTUAL_ENV"))
+    }
     env.update(
         PATH=path, GITHUB_ACTIONS="true", GITHUB_WORKSPACE=str(workspace), RUNNER_TEMP=str(runner_temp),
         GITHUB_STEP_SUMMARY=str(files / "step_summary"), **extra,
@@ -235,7 +245,9 @@ def job(tmp_path: Path, pythons: Pythons, shared_runner_temp: Path) -> Job:
     files = tmp_path / "file_commands"
     files.mkdir()
     (files / "step_summary").write_text("")
-    env = _job_env(shared_runner_temp, workspace, files, f"{bin_dir}:/usr/bin:/bin", HOST_TEST_MARK=uuid.uuid4().hex)
+    env = _job_env(
+        shared_runner_temp, workspace, files, f"{bin_dir}:/usr/bin:/bin", HOST_TEST_MARK=uuid.uuid4().hex
+    )
     return Job(workspace, shared_runner_temp, files, env)
 
 
@@ -280,18 +292,31 @@ def test_hypotheses_run_the_jobs_python_and_the_runner_its_own(job: Job, pythons
         # Nothing of the runner's is importable by the job's Python (the venv is not on its path).
         {"name": "nothing-of-ours", "ref": "main", "command": [
             "python", "-c",
-            "import importlib.util as u, sys; sys.exit(u.find_spec('runner') is not None or 'worktree-runner-host' in sys.prefix)",
+            "import importlib.util as u, sys; "
+            "sys.exit(u.find_spec('runner') is not None or 'worktree-runner-host' in sys.prefix)",
         ]},
     ]  # fmt: skip
     code, out, err, outputs = job.run_action(
-        {"test-command": "python check.py", "hypotheses": yaml.safe_dump(hypotheses), "succeed-if": "any", "max-parallel": "2"}
+        {
+            "test-command": "python check.py",
+            "hypotheses": yaml.safe_dump(hypotheses),
+            "succeed-if": "any",
+            "max-parallel": "2",
+        }
     )
     assert code == 0, out + err
-    assert outputs["conclusion"] == "success" and outputs["passed"] == "3" and outputs["failed"] == "1", outputs
+    assert outputs["conclusion"] == "success" and outputs["passed"] == "3" and outputs["failed"] == "1", (
+        outputs
+    )
     assert outputs["results-file"] == ".worktree-runner/results.json", outputs
     results = json.loads((job.workspace / outputs["results-file"]).read_text())
     status = {r["name"]: r["status"] for r in results["results"]}
-    assert status == {"main": "passed", "broken": "failed", "which-python": "passed", "nothing-of-ours": "passed"}
+    assert status == {
+        "main": "passed",
+        "broken": "failed",
+        "which-python": "passed",
+        "nothing-of-ours": "passed",
+    }
     tail = next(r["output_tail"] for r in results["results"] if r["name"] == "which-python")
     # The job's python (python3/python on PATH), not the one the runner's venv was made from.
     assert f"hypothesis-python {pythons.old_version} {os.path.realpath(pythons.old)}" in tail, tail
@@ -305,7 +330,7 @@ def test_hypotheses_run_the_jobs_python_and_the_runner_its_own(job: Job, pythons
 
 
 def test_bad_input_is_one_error_naming_the_input(job: Job) -> None:
-    code, out, err, outputs = job.run_action({"max-parallel": "many", "hypotheses": "- {name: a, ref: main}"})
+    code, out, err, _ = job.run_action({"max-parallel": "many", "hypotheses": "- {name: a, ref: main}"})
     assert code == 2, out + err
     errors = [c for c in map(parse_command, out.splitlines()) if c is not None and c.command == "error"]
     assert len(errors) == 1 and "max-parallel" in errors[0].data, out
@@ -327,17 +352,23 @@ SLEEPER = (
 )
 
 
-def _start_sleepers(job: Job, tmp_path: Path, *, run: str | None = None) -> tuple[subprocess.Popen[str], Path]:
+def _start_sleepers(
+    job: Job, tmp_path: Path, *, run: str | None = None
+) -> tuple[subprocess.Popen[str], Path]:
     marks = tmp_path / "marks"
     marks.mkdir()
     job.env["MARK_DIR"] = str(marks)
     python, _ = job.install()
-    hypotheses = [{"name": f"sleeper-{i}", "ref": "main", "command": ["python", "-c", SLEEPER]} for i in range(3)]
+    hypotheses = [
+        {"name": f"sleeper-{i}", "ref": "main", "command": ["python", "-c", SLEEPER]} for i in range(3)
+    ]
     proc = job.start(
         _step("run"), {"hypotheses": yaml.safe_dump(hypotheses), "max-parallel": "3", "timeout": "300"},
         {"install": {"python": python}}, run=run,
     )  # fmt: skip
-    _wait_for(lambda: len(list(marks.iterdir())) == 3 or proc.poll() is not None, 120, "three running hypotheses")
+    _wait_for(
+        lambda: len(list(marks.iterdir())) == 3 or proc.poll() is not None, 120, "three running hypotheses"
+    )
     assert proc.poll() is None, proc.communicate()
     return proc, marks
 
@@ -412,7 +443,9 @@ def _one_error(proc: subprocess.CompletedProcess[str]) -> str:
     return command.data
 
 
-def test_a_job_python_older_than_3_11_alone_is_a_clear_error(tmp_path: Path, pythons: Pythons, bare_env: dict[str, str]) -> None:
+def test_a_job_python_older_than_3_11_alone_is_a_clear_error(
+    tmp_path: Path, pythons: Pythons, bare_env: dict[str, str]
+) -> None:
     bin_dir = job_bin(tmp_path / "bin", {"python3": pythons.old})
     message = _one_error(_install({**bare_env, "PATH": str(bin_dir)}))
     assert f"python3 on PATH ({bin_dir}/python3) is {pythons.old_version}" in message, message
@@ -430,7 +463,9 @@ def test_an_explicit_interpreter_must_be_new_enough(pythons: Pythons, bare_env: 
     assert f"WORKTREE_RUNNER_PYTHON={pythons.old}" in message and "3.11" in message, message
 
 
-def test_sigint_during_the_install_stops_pip_and_removes_the_venv(pythons: Pythons, bare_env: dict[str, str]) -> None:
+def test_sigint_during_the_install_stops_pip_and_removes_the_venv(
+    pythons: Pythons, bare_env: dict[str, str]
+) -> None:
     runner_temp = Path(bare_env["RUNNER_TEMP"])
     env = {**bare_env, "PATH": "/usr/bin:/bin", "WORKTREE_RUNNER_PYTHON": str(pythons.new),
            "PIP_NO_CACHE_DIR": "1"}  # fmt: skip
