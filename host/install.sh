@@ -8,7 +8,8 @@
 # either: hypotheses run the job's `python`, `pip`, `node`, `go`... exactly as the job's own steps do.
 #
 # Under Actions writes `python=<the venv's interpreter>` to $GITHUB_OUTPUT, else prints that path on
-# stdout; progress on stderr; a problem is one `::error::` line on stdout and exit code 2. Runs outside Actions too:
+# stdout; progress on stderr; a problem is one `::error::` line on stdout and exit code 2. Runs outside
+# Actions too:
 #   RUNNER_TEMP=$(mktemp -d) bash host/install.sh
 #
 # Environment:
@@ -81,7 +82,7 @@ else
         if [[ -n "$job_python" ]]; then
             job_version="$("$job_python" -E -s -c 'import platform; print(platform.python_version())' 2>&1)" \
                 || job_version="not runnable"
-            error "the runner needs Python 3.11 or newer to run on: python3 on PATH ($job_python) is $job_version and no python3.11 ... python3.14 is on PATH; add a step 'uses: actions/setup-python' with python-version 3.11 or newer before this one (hypotheses still use whatever python is first on PATH), or set WORKTREE_RUNNER_PYTHON"
+            error "the runner needs Python 3.11 or newer to run on: python3 on PATH ($job_python) is $job_version and no python3.11 ... python3.14 is on PATH either; set WORKTREE_RUNNER_PYTHON to a Python 3.11 or newer, e.g. the python-path output of an earlier actions/setup-python step (the hypotheses keep using the python first on PATH)"
         fi
         error "the runner needs Python 3.11 or newer to run on, and there is no python3 on PATH; add a step 'uses: actions/setup-python' with python-version 3.11 or newer before this one, or set WORKTREE_RUNNER_PYTHON"
     fi

@@ -449,7 +449,7 @@ def test_a_job_python_older_than_3_11_alone_is_a_clear_error(
     bin_dir = job_bin(tmp_path / "bin", {"python3": pythons.old})
     message = _one_error(_install({**bare_env, "PATH": str(bin_dir)}))
     assert f"python3 on PATH ({bin_dir}/python3) is {pythons.old_version}" in message, message
-    assert "actions/setup-python" in message and "3.11" in message
+    assert "WORKTREE_RUNNER_PYTHON" in message and "3.11" in message
 
 
 def test_no_python_at_all_is_a_clear_error(tmp_path: Path, bare_env: dict[str, str]) -> None:
