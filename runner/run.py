@@ -14,6 +14,7 @@ from pathlib import Path
 from runner.async_test_executor import AsyncTestExecutor, ProgressCallback, WorkItem
 from runner.config import ConfigError, RunnerConfig, Status
 from runner.engine import signals
+from runner.engine.fetch import FetchSettings
 from runner.engine.scheduling import load_durations
 from runner.engine.worktrees import WorktreeError, WorktreeManager, default_worktree_base
 from runner.report.results import RunReport, write_junit, write_results_json
@@ -111,6 +112,10 @@ async def run_config_async(
     watch = signals.stopping(executor.stop) if options.handle_signals else contextlib.nullcontext()
     with watch:
         try:
+            fetched = await manager.fetch_missing(
+                [h.source_ref for h in config.hypotheses],
+                FetchSettings(remote=config.remote, enabled=config.fetch),
+            )
             results = await executor.run(items)
         finally:
             await asyncio.shield(manager.close())
@@ -123,6 +128,8 @@ async def run_config_async(
     )
     if options.handle_signals and signals.first_signal():
         report.extra["signal"] = signals.first_signal()
+    if fetched.fetched:
+        report.extra["fetched"] = {"remote": config.remote, "refs": fetched.fetched}
     report.extra["logs_dir"] = _shown_path(logs_dir, options.paths_relative_to)
     if options.paths_relative_to is not None:
         report.results = [

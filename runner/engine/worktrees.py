@@ -27,6 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.config import Hypothesis
+from runner.engine.fetch import (
+    FetchOutcome,
+    FetchSettings,
+    delete_namespace,
+    delete_namespace_sync,
+    fetch_missing,
+)
 from runner.engine.gitutil import GitError, git
 from runner.engine.naming import safe_name
 
@@ -66,6 +73,9 @@ class WorktreeManager:
         self._lock = asyncio.Lock()
         self._live: dict[Path, Worktree] = {}
         self._commits: dict[str, str] = {}
+        # Refs that fetch_missing could not find, with the message saying what was tried.
+        self._ref_errors: dict[str, str] = {}
+        self._fetch_namespace: str | None = None
 
     async def open(self) -> None:
         """Check the repository and make the run's root directory. Idempotent."""
@@ -92,6 +102,8 @@ class WorktreeManager:
         cached = self._commits.get(ref)
         if cached:
             return cached
+        if ref in self._ref_errors:
+            raise WorktreeError(self._ref_errors[ref])
         result = await git(
             "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}",
             cwd=self.repo, check=False,
@@ -101,6 +113,17 @@ class WorktreeManager:
             raise WorktreeError(f"ref {ref!r} does not name a commit in {self.repo}")
         self._commits[ref] = sha
         return sha
+
+    async def fetch_missing(self, refs: list[str], settings: FetchSettings) -> FetchOutcome:
+        """Fetch the refs among ``refs`` that do not resolve here (see ``runner.engine.fetch``), once,
+        before any worktree is made. The fetched refs live in a private namespace until ``close``."""
+        await self.open()
+        assert self.root is not None
+        outcome = await fetch_missing(self.repo, refs, settings, run_id=self.root.name)
+        self._fetch_namespace = outcome.namespace
+        self._commits.update(outcome.commits)
+        self._ref_errors.update(outcome.errors)
+        return outcome
 
     @contextlib.asynccontextmanager
     async def _metadata_lock(self) -> AsyncIterator[None]:
@@ -186,6 +209,9 @@ class WorktreeManager:
                     await git("worktree", "prune", cwd=self.repo)
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
+        if self._fetch_namespace is not None:
+            await delete_namespace(self.repo, self._fetch_namespace)
+            self._fetch_namespace = None
 
     def close_sync(self) -> None:
         """Last-resort cleanup without an event loop (atexit, after a crash)."""
@@ -206,3 +232,6 @@ class WorktreeManager:
             )
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
+        if self._fetch_namespace is not None:
+            delete_namespace_sync(self.repo, self._fetch_namespace)
+            self._fetch_namespace = None
