@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -293,3 +295,109 @@ def test_refs_never_reach_git_as_options(origin: dict[str, str], tmp_path: Path,
     assert not evil.exists() and not (clone / "evil").exists()
     assert snapshot(clone) == before
     assert [n for n in os.listdir(runner_temp) if not n.startswith("worktree-runner-logs-")] == []
+
+
+# --- The job's token stays out of the hypotheses' reach -------------------------------------------------
+
+TOKEN = "ghs_FAKEjobTOKEN0123456789abcdefXYZ"
+# Prints what a hostile hypothesis would look at: git's whole config, the extraheader lookup, the env.
+SNOOP = [
+    PY,
+    "-c",
+    "import os, subprocess;"
+    " run = lambda *a: subprocess.run(['git', *a], capture_output=True, text=True);"
+    " print(run('config', '--list', '--show-origin').stdout);"
+    " r = run('config', '--get-regexp', 'extraheader'); print('EXTRAHEADER-RC', r.returncode, r.stdout);"
+    " print('\\n'.join(f'{k}={v}' for k, v in os.environ.items()));"
+    " print('RAN', run('rev-parse', 'HEAD').stdout.strip(), open('which.txt').read().strip())",
+]
+
+
+def persist_credentials(clone: Path, creds_dir: Path) -> str:
+    """What actions/checkout leaves: v4/v5 write the header into .git/config, v6 an includeIf to a file."""
+    import base64
+
+    header = "AUTHORIZATION: basic " + base64.b64encode(f"x-access-token:{TOKEN}".encode()).decode()
+    git(clone, "config", "--local", "http.https://github.com/.extraheader", header)
+    creds_dir.mkdir()
+    creds = creds_dir / "git-credentials-0000.config"
+    creds.write_text(f'[http "https://github.com/"]\n\textraheader = {header}\n')
+    git(clone, "config", "--local", f"includeIf.gitdir:{clone}/.git.path", str(creds))
+    git(clone, "config", "--local", f"includeIf.gitdir:{clone}/.git/worktrees/*.path", str(creds))
+    return header
+
+
+def test_hypotheses_cannot_read_the_checkout_token(
+    origin: dict[str, str], tmp_path: Path, runner_temp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clone = shallow_clone(origin["url"], tmp_path / "clone")
+    header = persist_credentials(clone, tmp_path / "creds")
+    git(clone, "config", "--local", "user.name", "Config Copied")  # harmless settings still reach worktrees
+    monkeypatch.setenv("INPUT_GITHUB-TOKEN", TOKEN)
+    before = snapshot(clone)
+    patch = tmp_path / "p.diff"
+    patch.write_text("--- a/which.txt\n+++ b/which.txt\n@@ -1 +1 @@\n-main 7\n+patched\n")
+    cfg = RunnerConfig.model_validate({
+        "command": SNOOP,
+        "hypotheses": [
+            {"name": "head", "ref": "HEAD"},
+            {"name": "fetched", "ref": "fix/a"},
+            {"name": "older", "ref": "HEAD~3"},
+            {"name": "patched", "patch": str(patch)},
+        ],
+    })  # fmt: skip
+    report = run_config(cfg, RunOptions(repo=clone, logs_dir=tmp_path / "logs"))
+    by = {r.name: r for r in report.results}
+    expected = {
+        "head": (origin["main7"], "main 7"),
+        "fetched": (origin["fix/a"], "fix a"),
+        "older": (origin["main4"], "main 4"),
+        "patched": (origin["main7"], "patched"),
+    }
+    for name, want in expected.items():
+        result = by[name]
+        assert result.status is Status.PASSED, (name, result.error, result.output_tail[-500:])
+        assert ran(result.output_tail) == want, name
+        log = Path(result.log_path or "").read_text()
+        assert "EXTRAHEADER-RC 1" in log, name
+        for secret in (TOKEN, header, header.split()[-1], "git-credentials-0000"):
+            assert secret not in log, (name, secret)
+        assert "user.name=Config Copied" in log
+    assert snapshot(clone) == before  # the credentials are still there for the job's later steps
+    assert git(clone, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert not (clone / ".git" / "worktrees").exists()
+
+
+class _NeedsAuth(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="git"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_fetch_that_needs_credentials_says_so(
+    origin: dict[str, str], tmp_path: Path, runner_temp: Path
+) -> None:
+    clone = shallow_clone(origin["url"], tmp_path / "clone")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NeedsAuth)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        git(clone, "remote", "set-url", "origin", f"http://127.0.0.1:{server.server_address[1]}/repo.git")
+        report = run_config(
+            config([{"name": "b", "ref": "fix/a"}, {"name": "h", "ref": "HEAD"}]),
+            RunOptions(repo=clone, logs_dir=tmp_path / "logs"),
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    by = {r.name: r for r in report.results}
+    assert by["h"].status is Status.PASSED
+    assert by["b"].status is Status.ERROR
+    assert "'git ls-remote origin' needs credentials for origin and none were configured" in (
+        by["b"].error or ""
+    )

@@ -5,13 +5,18 @@ Concurrent ``git worktree add`` is racy (git 2.39 fails 6-33% of adds at 8-32-wa
 
 1. ``git worktree add --detach --no-checkout <dir> <sha>`` — touches the shared
    ``.git/worktrees``; a few milliseconds; serialised by a lock (an asyncio lock inside this
-   process, ``flock`` on the common git dir across processes).
+   process, ``flock`` on the private repository's git dir).
 2. ``git reset --hard`` inside the new worktree — the actual checkout, which only touches that
    worktree's own index, so it runs concurrently.
 
-Removal touches ``.git/worktrees`` too and takes the same lock. Refs never reach ``worktree add``:
-they are resolved with ``rev-parse --verify --end-of-options <ref>^{commit}`` and only the SHA is
-passed on, so ``--orphan`` or ``-bevil`` can never be parsed as options.
+Removal touches ``.git/worktrees`` too and takes the same lock.
+
+The worktrees belong to a private repository below the run's directory that borrows the checkout's
+objects (``runner.engine.isolation``): its config has no credentials, so a hypothesis cannot read
+the job's token through git, and the checkout's own ``git worktree list`` is never touched.
+
+Refs never reach ``worktree add``: they are resolved with ``rev-parse --verify --end-of-options
+<ref>^{commit}`` and only the SHA is passed on, so ``--orphan`` or ``-bevil`` can never be parsed as options.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from runner.engine.fetch import (
     fetch_missing,
 )
 from runner.engine.gitutil import GitError, git
+from runner.engine.isolation import make_private_repo, sync_shallow
 from runner.engine.naming import safe_name
 
 __all__ = ["Worktree", "WorktreeError", "WorktreeManager", "default_worktree_base"]
@@ -70,6 +76,8 @@ class WorktreeManager:
         self.root: Path | None = None
         self.toplevel: Path | None = None
         self.common_dir: Path | None = None
+        # The private repository the worktrees are made from (inside ``root``).
+        self.worktree_repo: Path | None = None
         self._lock = asyncio.Lock()
         self._live: dict[Path, Worktree] = {}
         self._commits: dict[str, str] = {}
@@ -94,6 +102,15 @@ class WorktreeManager:
             # Worktrees inside the checked-out tree would show up in `git status` and in tests.
             base = Path(tempfile.gettempdir()).resolve()
         self.root = Path(tempfile.mkdtemp(prefix="worktree-runner-", dir=base))
+        private = self.root / ".repo.git"
+        try:
+            await make_private_repo(self.repo, self.common_dir, private)
+        except (GitError, OSError) as exc:
+            shutil.rmtree(self.root, ignore_errors=True)
+            self.root = None
+            self.worktree_repo = None
+            raise WorktreeError(f"cannot prepare a private repository for the worktrees: {exc}") from None
+        self.worktree_repo = private
 
     async def resolve(self, ref: str) -> str:
         """The commit SHA ``ref`` names, or WorktreeError."""
@@ -122,15 +139,17 @@ class WorktreeManager:
         outcome = await fetch_missing(self.repo, refs, settings, run_id=self.root.name)
         self._fetch_namespace = outcome.namespace
         self._commits.update(outcome.commits)
+        if outcome.fetched and self.worktree_repo is not None and self.common_dir is not None:
+            sync_shallow(self.common_dir, self.worktree_repo)  # a fetch at a depth adds shallow lines
         self._ref_errors.update(outcome.errors)
         return outcome
 
     @contextlib.asynccontextmanager
     async def _metadata_lock(self) -> AsyncIterator[None]:
         """Serialise changes to ``.git/worktrees`` within and across processes."""
-        assert self.common_dir is not None
+        assert self.worktree_repo is not None
         async with self._lock:
-            fd = os.open(self.common_dir, os.O_RDONLY)
+            fd = os.open(self.worktree_repo, os.O_RDONLY)
             try:
                 while True:
                     try:
@@ -150,7 +169,9 @@ class WorktreeManager:
         path = self.root / safe_name(index, hypothesis.name)
         async with self._metadata_lock():
             try:
-                await git("worktree", "add", "--detach", "--no-checkout", str(path), sha, cwd=self.repo)
+                await git(
+                    "worktree", "add", "--detach", "--no-checkout", str(path), sha, cwd=self.worktree_repo
+                )
             except GitError as exc:
                 raise WorktreeError(str(exc)) from None
             worktree = Worktree(path=path, commit=sha, name=hypothesis.name)
@@ -181,10 +202,20 @@ class WorktreeManager:
 
     async def remove(self, worktree: Worktree) -> None:
         """Remove one worktree; falls back to deleting the directory if git refuses."""
+        if self.worktree_repo is None:  # closed already: the private repository is gone
+            self._live.pop(worktree.path, None)
+            shutil.rmtree(worktree.path, ignore_errors=True)
+            return
         async with self._metadata_lock():
             self._live.pop(worktree.path, None)
             result = await git(
-                "worktree", "remove", "--force", "--force", str(worktree.path), cwd=self.repo, check=False
+                "worktree",
+                "remove",
+                "--force",
+                "--force",
+                str(worktree.path),
+                cwd=self.worktree_repo,
+                check=False,
             )
         if result.returncode != 0 or worktree.path.exists():
             shutil.rmtree(worktree.path, ignore_errors=True)
@@ -206,9 +237,10 @@ class WorktreeManager:
         if self.root is not None:
             with contextlib.suppress(GitError, OSError):
                 async with self._metadata_lock():
-                    await git("worktree", "prune", cwd=self.repo)
+                    await git("worktree", "prune", cwd=self.worktree_repo)
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
+            self.worktree_repo = None
         if self._fetch_namespace is not None:
             await delete_namespace(self.repo, self._fetch_namespace)
             self._fetch_namespace = None
@@ -222,16 +254,14 @@ class WorktreeManager:
         for worktree in list(self._live.values()):
             subprocess.run(
                 ["git", "worktree", "remove", "--force", "--force", str(worktree.path)],
-                cwd=self.repo, env=git_env(), capture_output=True, check=False,
+                cwd=self.worktree_repo, env=git_env(), capture_output=True, check=False,
             )  # fmt: skip
             shutil.rmtree(worktree.path, ignore_errors=True)
         self._live.clear()
         if self.root is not None:
-            subprocess.run(
-                ["git", "worktree", "prune"], cwd=self.repo, env=git_env(), capture_output=True, check=False
-            )
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
+            self.worktree_repo = None
         if self._fetch_namespace is not None:
             delete_namespace_sync(self.repo, self._fetch_namespace)
             self._fetch_namespace = None
