@@ -401,3 +401,28 @@ def test_a_fetch_that_needs_credentials_says_so(
     assert "'git ls-remote origin' needs credentials for origin and none were configured" in (
         by["b"].error or ""
     )
+
+
+def test_action_summary_names_fetched_refs_and_warns_about_persisted_credentials(
+    origin: dict[str, str], tmp_path: Path, runner_temp: Path
+) -> None:
+    from .test_action import run_step
+
+    workspace = shallow_clone(origin["url"], tmp_path / "workspace")
+    persist_credentials(workspace, tmp_path / "creds")
+    hypotheses = "- {name: fix, ref: fix/a}\n- {name: pr, ref: refs/pull/7/head}\n- {name: here, ref: HEAD}\n"
+    result = run_step(
+        workspace,
+        tmp_path,
+        {"hypotheses": hypotheses, "test-command": " ".join(PROBE[:1]) + " -V"},
+        runner_temp,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Fetched from origin (not in the checkout): fix/a, refs/pull/7/head" in result.summary.replace(
+        "\\", ""
+    )
+    warnings = [c for c in result.commands if c.command == "warning"]
+    assert any("http.https://github.com/.extraheader" in c.data for c in warnings), warnings
+    assert any("persist-credentials: false" in c.data for c in warnings)
+    assert "persist-credentials: false" in result.summary
+    assert TOKEN not in result.stdout + result.summary
