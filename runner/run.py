@@ -96,7 +96,7 @@ async def run_config_async(
 ) -> RunReport:
     """Create worktrees, run every hypothesis, clean up; returns the report (never half-done)."""
     started = time.monotonic()
-    manager = WorktreeManager(options.repo, base=options.worktree_base)
+    manager = WorktreeManager(options.repo, base=options.worktree_base, submodules=config.submodules)
     try:
         await manager.open()
     except WorktreeError as exc:

@@ -42,6 +42,7 @@ from runner.engine.fetch import (
 from runner.engine.gitutil import GitError, git
 from runner.engine.isolation import make_private_repo, sync_shallow
 from runner.engine.naming import safe_name
+from runner.engine.submodules import ModuleWorktree, SubmoduleError, SubmoduleStore
 
 __all__ = ["Worktree", "WorktreeError", "WorktreeManager", "default_worktree_base"]
 
@@ -70,7 +71,9 @@ def default_worktree_base() -> Path:
 class WorktreeManager:
     """Creates and removes the worktrees of one run below a private root directory."""
 
-    def __init__(self, repo: str | os.PathLike[str], *, base: Path | None = None) -> None:
+    def __init__(
+        self, repo: str | os.PathLike[str], *, base: Path | None = None, submodules: bool | str = False
+    ) -> None:
         self.repo = Path(repo)
         self._base = base
         self.root: Path | None = None
@@ -84,6 +87,10 @@ class WorktreeManager:
         # Refs that fetch_missing could not find, with the message saying what was tried.
         self._ref_errors: dict[str, str] = {}
         self._fetch_namespace: str | None = None
+        # ``submodules``: False, True or "recursive" (actions/checkout's spellings).
+        self._submodules = submodules
+        self._module_store: SubmoduleStore | None = None
+        self._modules: dict[Path, list[ModuleWorktree]] = {}
 
     async def open(self) -> None:
         """Check the repository and make the run's root directory. Idempotent."""
@@ -178,15 +185,30 @@ class WorktreeManager:
             self._live[path] = worktree
         try:
             await git("reset", "--hard", "--quiet", cwd=path, timeout=1800)
+            if self._submodules:
+                self._modules[path] = await self._submodule_store().checkout(
+                    path, self.common_dir or self.repo
+                )
             if hypothesis.patch is not None:
                 await self._apply_patch(hypothesis.patch, path, patch_root or self.toplevel or self.repo)
-        except (GitError, WorktreeError) as exc:
+        except (GitError, WorktreeError, SubmoduleError) as exc:
             await asyncio.shield(self.remove(worktree))
             raise WorktreeError(str(exc)) from None
         except BaseException:
             await asyncio.shield(self.remove(worktree))
             raise
         return worktree
+
+    def _submodule_store(self) -> SubmoduleStore:
+        if self._module_store is None:
+            assert self.root is not None
+            self._module_store = SubmoduleStore(
+                root=self.root / ".modules",
+                run_id=self.root.name,
+                recursive=self._submodules == "recursive",
+                lock=self._metadata_lock,
+            )
+        return self._module_store
 
     async def _apply_patch(self, patch: str, path: Path, patch_root: Path) -> None:
         patch_path = Path(patch)
@@ -202,6 +224,9 @@ class WorktreeManager:
 
     async def remove(self, worktree: Worktree) -> None:
         """Remove one worktree; falls back to deleting the directory if git refuses."""
+        modules = self._modules.pop(worktree.path, [])
+        if modules and self._module_store is not None:
+            await self._module_store.remove(modules)  # git refuses to remove a worktree holding submodules
         if self.worktree_repo is None:  # closed already: the private repository is gone
             self._live.pop(worktree.path, None)
             shutil.rmtree(worktree.path, ignore_errors=True)
@@ -244,6 +269,9 @@ class WorktreeManager:
         if self._fetch_namespace is not None:
             await delete_namespace(self.repo, self._fetch_namespace)
             self._fetch_namespace = None
+        if self._module_store is not None:
+            await self._module_store.close()
+            self._module_store = None
 
     def close_sync(self) -> None:
         """Last-resort cleanup without an event loop (atexit, after a crash)."""
@@ -265,3 +293,6 @@ class WorktreeManager:
         if self._fetch_namespace is not None:
             delete_namespace_sync(self.repo, self._fetch_namespace)
             self._fetch_namespace = None
+        if self._module_store is not None:
+            self._module_store.close_sync()
+            self._module_store = None
