@@ -426,3 +426,29 @@ def test_action_summary_names_fetched_refs_and_warns_about_persisted_credentials
     assert any("persist-credentials: false" in c.data for c in warnings)
     assert "persist-credentials: false" in result.summary
     assert TOKEN not in result.stdout + result.summary
+
+
+def test_partial_clone_worktrees_fetch_missing_blobs_without_the_token(
+    origin: dict[str, str], tmp_path: Path, runner_temp: Path
+) -> None:
+    """actions/checkout `filter: blob:none` (or `sparse-checkout:`): blobs come from the promisor remote."""
+    bare = Path(origin["url"].removeprefix("file://"))
+    git(bare, "config", "uploadpack.allowFilter", "true")
+    clone = tmp_path / "partial"
+    git(tmp_path, "clone", "-q", "--filter=blob:none", "--depth", "1", "--no-tags", origin["url"], str(clone))
+    persist_credentials(clone, tmp_path / "creds")
+    before = snapshot(clone)
+    report = run_config(
+        RunnerConfig.model_validate({
+            "command": SNOOP, "hypotheses": [{"name": "b", "ref": "fix/a"}, {"name": "h", "ref": "HEAD"}]
+        }),
+        RunOptions(repo=clone, logs_dir=tmp_path / "logs"),
+    )  # fmt: skip
+    by = {r.name: r for r in report.results}
+    assert by["b"].status is Status.PASSED, by["b"].error
+    assert ran(by["b"].output_tail) == (origin["fix/a"], "fix a")
+    assert ran(by["h"].output_tail) == (origin["main7"], "main 7")
+    for result in report.results:
+        assert TOKEN not in Path(result.log_path or "").read_text()
+        assert "EXTRAHEADER-RC 1" in result.output_tail
+    assert snapshot(clone) == before

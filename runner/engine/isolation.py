@@ -69,6 +69,7 @@ async def make_private_repo(source: Path, common_dir: Path, dest: Path) -> None:
     for key, value in entries:
         if _copyable(key, value):
             await git("config", "--file", str(dest / "config"), "--add", key, value, cwd=dest, check=False)
+    await _copy_promisor(source, dest)
     if (common_dir / "lfs" / "objects").is_dir():
         # LFS content the checkout downloaded (actions/checkout `lfs: true`) is smudged from there.
         lfs = str((common_dir / "lfs").resolve())
@@ -84,6 +85,32 @@ async def make_private_repo(source: Path, common_dir: Path, dest: Path) -> None:
     head = await git("rev-parse", "--verify", "--quiet", "HEAD", cwd=source, check=False)
     if head.returncode == 0 and head.output.strip():
         (dest / "HEAD").write_text(head.output.strip() + "\n", encoding="utf-8")
+
+
+async def _copy_promisor(source: Path, dest: Path) -> None:
+    """A partial clone (actions/checkout ``filter:`` / ``sparse-checkout:``) fetches missing blobs lazily
+    from its promisor remote. Keep that remote's URL (without credentials: a public repository needs
+    none; a private one then fails with git's message), so worktrees can still be checked out."""
+    listed = await git("config", "--local", "--list", "-z", cwd=source, check=False)
+    entries = dict(entry.split("\n", 1) for entry in listed.output.split("\0") if "\n" in entry)
+    remotes = {
+        key[len("remote.") : -len(".promisor")]
+        for key, value in entries.items()
+        if key.startswith("remote.") and key.endswith(".promisor") and value.lower() == "true"
+    }
+    if entries.get("extensions.partialclone"):
+        remotes.add(entries["extensions.partialclone"])
+    target = str(dest / "config")
+    for remote in sorted(remotes):
+        url = entries.get(f"remote.{remote}.url", "")
+        if not url or _SECRET_VALUE.search(url):
+            continue
+        for key in ("url", "promisor", "partialclonefilter"):
+            value = entries.get(f"remote.{remote}.{key}")
+            if value is not None:
+                await git("config", "--file", target, f"remote.{remote}.{key}", value, cwd=dest, check=False)
+        if entries.get("extensions.partialclone") == remote:
+            await git("config", "--file", target, "extensions.partialclone", remote, cwd=dest, check=False)
 
 
 def _refname(line: str) -> str:
