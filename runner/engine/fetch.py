@@ -24,6 +24,7 @@ there); git uses them, we never read or print them.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 from collections.abc import Sequence
@@ -299,13 +300,10 @@ async def _fetch(
 
 
 async def delete_namespace(repo: Path, namespace: str | None) -> None:
-    """Delete every ref below ``namespace`` (ours); the user's refs are never touched."""
-    if not namespace or not namespace.startswith(f"{NAMESPACE_ROOT}/"):
-        return
-    listed = await git("for-each-ref", "--format=%(refname)", f"{namespace}/", cwd=repo, check=False)
-    names = [n for n in listed.output.splitlines() if n.startswith(f"{namespace}/")]
-    for name in names:
-        await git("update-ref", "-d", "--end-of-options", name, cwd=repo, check=False)
+    """Delete every ref below ``namespace`` (ours); the user's refs are never touched.
+
+    Two git commands whatever the number of refs (``update-ref --stdin`` needs stdin, hence a thread)."""
+    await asyncio.to_thread(delete_namespace_sync, repo, namespace)
 
 
 def delete_namespace_sync(repo: Path, namespace: str | None) -> None:
