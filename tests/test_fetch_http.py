@@ -33,6 +33,10 @@ class GitHTTPServer(ThreadingHTTPServer):
     project_root: Path
     log: list[str]
     require: str | None
+    # With stall_posts, the v2 `fetch` command is held until the server shuts down.
+    stall_posts: bool = False
+    stalled: threading.Event
+    release: threading.Event
 
 
 class _Backend(BaseHTTPRequestHandler):
@@ -53,6 +57,11 @@ class _Backend(BaseHTTPRequestHandler):
         self.server.log.append(f"{self.command} {path}?{query} [{self.headers.get('Git-Protocol', '')}]")
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        compressed = self.headers.get("Content-Encoding", "") == "gzip"
+        if self.server.stall_posts and (b"command=fetch" in body or compressed):
+            self.server.stalled.set()  # the fetch command itself (ls-refs went through)
+            self.server.release.wait(60)
+            return
         env = {
             "PATH": os.environ.get("PATH", ""),
             "GIT_PROJECT_ROOT": str(self.server.project_root),
@@ -98,12 +107,14 @@ def http_origin(origin: dict[str, str], tmp_path: Path) -> Iterator[GitHTTPServe
     server.project_root = tmp_path
     server.log = []
     server.require = None
+    server.stalled, server.release = threading.Event(), threading.Event()
     git(tmp_path / "origin.git", "config", "http.receivepack", "false")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield server
     finally:
+        server.release.set()
         server.shutdown()
         server.server_close()
 
@@ -168,3 +179,48 @@ def test_over_http_without_credentials_the_error_says_so(
     assert report.results[0].status is Status.ERROR
     error = report.results[0].error or ""
     assert "needs credentials for origin and none were configured or they were refused" in error, error
+
+
+def test_sigterm_during_a_slow_fetch_stops_at_once_and_leaves_nothing(
+    origin: dict[str, str],  # noqa: F811
+    http_origin: GitHTTPServer,
+    tmp_path: Path,
+    runner_temp: Path,
+) -> None:
+    """GitHub allows a cancelled step 7.5 s: a fetch stuck on the network must not hold the cleanup."""
+    import json
+    import signal
+    import sys
+    import time
+
+    import yaml
+
+    from .test_worktrees_and_cli import SIGNAL_SCRIPT
+
+    clone = shallow_clone(url_of(http_origin), tmp_path / "clone")
+    before = snapshot(clone)
+    http_origin.stall_posts = True  # the server accepts the fetch and never answers
+    cfg = {"command": PROBE, "hypotheses": [{"name": "b", "ref": "fix/a"}, {"name": "h", "ref": "HEAD"}]}
+    (tmp_path / "wr.yml").write_text(yaml.safe_dump(cfg))
+    results = tmp_path / "results.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SIGNAL_SCRIPT, "test", "--config", str(tmp_path / "wr.yml"),
+         "--repo", str(clone), "--results-json", str(results)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "RUNNER_TEMP": str(runner_temp)},
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not http_origin.stalled.is_set() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert http_origin.stalled.is_set(), "the fetch never reached the server"
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    elapsed = time.monotonic() - signalled
+    assert proc.returncode == 143, err
+    assert elapsed < 7.5, elapsed  # GitHub's window, not a performance figure
+    data = json.loads(results.read_text())
+    assert {r["name"]: r["status"] for r in data["results"]} == {"b": "cancelled", "h": "cancelled"}
+    assert snapshot(clone) == before
+    assert git(clone, "for-each-ref", "refs/worktree-runner/") == ""
+    assert [p.name for p in runner_temp.iterdir() if "logs" not in p.name] == []

@@ -33,7 +33,14 @@ from pathlib import Path
 
 from runner.engine.gitutil import git, git_env
 
-__all__ = ["FetchOutcome", "FetchSettings", "delete_namespace", "delete_namespace_sync", "fetch_missing"]
+__all__ = [
+    "NAMESPACE_ROOT",
+    "FetchOutcome",
+    "FetchSettings",
+    "delete_namespace",
+    "delete_namespace_sync",
+    "fetch_missing",
+]
 
 NAMESPACE_ROOT = "refs/worktree-runner"
 

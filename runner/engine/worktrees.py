@@ -33,6 +33,7 @@ from pathlib import Path
 
 from runner.config import Hypothesis
 from runner.engine.fetch import (
+    NAMESPACE_ROOT,
     FetchOutcome,
     FetchSettings,
     delete_namespace,
@@ -143,8 +144,9 @@ class WorktreeManager:
         before any worktree is made. The fetched refs live in a private namespace until ``close``."""
         await self.open()
         assert self.root is not None
+        # Known before the fetch starts, so that close() deletes what an interrupted fetch wrote.
+        self._fetch_namespace = f"{NAMESPACE_ROOT}/{self.root.name}"
         outcome = await fetch_missing(self.repo, refs, settings, run_id=self.root.name)
-        self._fetch_namespace = outcome.namespace
         self._commits.update(outcome.commits)
         if outcome.fetched and self.worktree_repo is not None and self.common_dir is not None:
             sync_shallow(self.common_dir, self.worktree_repo)  # a fetch at a depth adds shallow lines
