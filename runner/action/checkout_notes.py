@@ -10,7 +10,20 @@ from runner.engine.isolation import credential_keys
 from runner.github import ActionsLog
 from runner.report.results import RunReport
 
-__all__ = ["checkout_notes"]
+__all__ = ["checkout_notes", "git_dir_in_workspace"]
+
+
+def git_dir_in_workspace(repo: Path, workspace: Path) -> list[Path]:
+    """The checkout's ``.git`` directory, if it is inside the workspace: the run's fetches (objects,
+    ``shallow``, ``packed-refs``, module repositories) write there as the container's root, and those
+    files must go back to the workspace's owner like everything else we create."""
+    for candidate in (repo, *repo.parents):
+        git_dir = candidate / ".git"
+        if git_dir.is_dir():
+            return [git_dir] if git_dir.resolve().is_relative_to(workspace.resolve()) else []
+        if candidate.resolve() == workspace.resolve():
+            break
+    return []
 
 
 def checkout_notes(report: RunReport, repo: Path, workspace: Path, log: ActionsLog) -> list[str]:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from runner.action.checkout_notes import checkout_notes
+from runner.action.checkout_notes import checkout_notes, git_dir_in_workspace
 from runner.action.ownership import restore_ownership
 from runner.action.reporting import report_to_github
 from runner.action.workspace import DEFAULT_RESULTS_DIR, inside, relative, workspace_dir
@@ -125,5 +125,7 @@ def run_test_mode(log: ActionsLog) -> int:
         notes += checkout_notes(report, repo, workspace, log)
         report_to_github(report, log, budget, workspace=workspace, repo=repo, options=options, notes=notes)
     finally:
-        restore_ownership(workspace, [results_dir, repo / ".git" / "worktrees"])
+        restore_ownership(
+            workspace, [results_dir, repo / ".git" / "worktrees", *git_dir_in_workspace(repo, workspace)]
+        )
     return exit_code_for(report)
