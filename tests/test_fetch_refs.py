@@ -247,12 +247,20 @@ def test_sha_the_server_lacks_is_one_error_the_others_run(
     clone = shallow_clone(origin["url"], tmp_path / "clone")
     absent = "0123456789abcdef0123456789abcdef01234567"
     report = run_config(
-        config([{"name": "gone", "ref": absent}, {"name": "b", "ref": "fix/a"}, {"name": "t", "ref": "v1"}]),
+        config(
+            [
+                {"name": "gone", "ref": absent},
+                {"name": "b", "ref": "fix/a"},
+                {"name": "t", "ref": "v1"},
+                {"name": "short", "ref": origin["main3"][:10]},
+            ]
+        ),
         RunOptions(repo=clone),
     )
     by = {r.name: r for r in report.results}
     assert by["b"].status is Status.PASSED and by["t"].status is Status.PASSED
     assert by["gone"].status is Status.ERROR
+    assert "an abbreviated SHA can only be resolved locally" in (by["short"].error or "")
     assert (by["gone"].error or "").startswith(
         f"ref '{absent}' is not in this checkout (shallow, depth 1) and 'git fetch origin {absent}' failed: "
     )

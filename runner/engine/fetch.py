@@ -234,9 +234,14 @@ async def fetch_missing(
             )
             if found is None:
                 tried = ", ".join(item.candidates)
+                hint = (
+                    "; an abbreviated SHA can only be resolved locally, give all 40 hex digits"
+                    if 4 <= len(item.base) < 40 and _HEX.fullmatch(item.base)
+                    else ""
+                )
                 outcome.errors[item.ref] = (
                     f"{not_here(item)} and 'git fetch {remote} {shown}' found no such ref on {remote} "
-                    f"(tried {tried})"
+                    f"(tried {tried}){hint}"
                 )
                 continue
             item.tried = f"git fetch {remote} {found}"
