@@ -460,3 +460,19 @@ def test_partial_clone_worktrees_fetch_missing_blobs_without_the_token(
         assert TOKEN not in Path(result.log_path or "").read_text()
         assert "EXTRAHEADER-RC 1" in result.output_tail
     assert snapshot(clone) == before
+
+
+def test_cli_on_a_shallow_clone_says_what_it_fetched(
+    origin: dict[str, str], tmp_path: Path, runner_temp: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    from runner.cli import main
+
+    clone = shallow_clone(origin["url"], tmp_path / "clone")
+    cfg = tmp_path / "wr.yml"
+    cfg.write_text(yaml.safe_dump({"command": PROBE, "hypotheses": [{"name": "b", "ref": "origin/fix/a"}]}))
+    assert (
+        main(["test", "--config", str(cfg), "--repo", str(clone), "--logs-dir", str(tmp_path / "logs")]) == 0
+    )
+    assert "fetched from origin: origin/fix/a" in capsys.readouterr().err
