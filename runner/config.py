@@ -40,6 +40,7 @@ __all__ = [
 # Characters that never belong in a ref, a name or an env key: they only serve to hide or inject text.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_REMOTE_NAME = re.compile(r"[A-Za-z0-9._/-]+")
 
 
 class ConfigError(ValueError):
@@ -198,6 +199,29 @@ class ExecutionSettings(_CommandFields):
     # Seconds between SIGTERM and SIGKILL when a hypothesis is stopped. Short, because on GitHub the
     # whole cancellation (children, worktrees, partial outputs) must fit in the runner's 7.5 s.
     kill_grace: float = Field(default=2.0, ge=0, le=60, alias="kill-grace")
+    # Refs the checkout lacks (a shallow actions/checkout has one commit) are fetched from `remote`
+    # into a private namespace before the worktrees are made; `fetch: false` turns that off.
+    remote: str = Field(default="origin", min_length=1, max_length=200)
+    fetch: bool = True
+    # actions/checkout's spellings: false | true | recursive.
+    submodules: bool | Literal["recursive"] = False
+
+    @field_validator("remote")
+    @classmethod
+    def _remote(cls, v: str) -> str:
+        if v.startswith("-") or not _REMOTE_NAME.fullmatch(v):
+            raise ValueError(f"remote {v!r} is not a remote name (letters, digits, '.', '_', '-', '/')")
+        return v
+
+    @field_validator("submodules", mode="before")
+    @classmethod
+    def _submodules(cls, v: Any) -> Any:
+        spelled = {"true": True, "false": False, "recursive": "recursive"}
+        if isinstance(v, str) and v.strip().lower() in spelled:
+            return spelled[v.strip().lower()]
+        if isinstance(v, bool) or v == "recursive":
+            return v
+        raise ValueError(f"expected false, true or recursive, got {v!r}")
 
     def command_for(self, hypothesis: Hypothesis) -> list[str]:
         spec = hypothesis.command if hypothesis.command is not None else self.command

@@ -14,6 +14,7 @@ from pathlib import Path
 from runner.async_test_executor import AsyncTestExecutor, ProgressCallback, WorkItem
 from runner.config import ConfigError, RunnerConfig, Status
 from runner.engine import signals
+from runner.engine.fetch import FetchOutcome, FetchSettings
 from runner.engine.scheduling import load_durations
 from runner.engine.worktrees import WorktreeError, WorktreeManager, default_worktree_base
 from runner.report.results import RunReport, write_junit, write_results_json
@@ -99,7 +100,7 @@ async def run_config_async(
 ) -> RunReport:
     """Create worktrees, run every hypothesis, clean up; returns the report (never half-done)."""
     started = time.monotonic()
-    manager = WorktreeManager(options.repo, base=options.worktree_base)
+    manager = WorktreeManager(options.repo, base=options.worktree_base, submodules=config.submodules)
     try:
         await manager.open()
     except WorktreeError as exc:
@@ -115,9 +116,29 @@ async def run_config_async(
         WorkItem(hyp, functools.partial(manager.worktree, hyp, i, patch_root=options.repo.resolve()), i)
         for i, hyp in enumerate(config.hypotheses)
     ]
-    watch = signals.stopping(executor.stop) if options.handle_signals else contextlib.nullcontext()
+    fetching: asyncio.Task[FetchOutcome] | None = None
+
+    def stop(reason: str) -> None:
+        # A signal during the up-front fetch must not wait for the network: GitHub allows 7.5 s.
+        if fetching is not None and not fetching.done():
+            fetching.cancel()
+        executor.stop(reason)
+
+    watch = signals.stopping(stop) if options.handle_signals else contextlib.nullcontext()
     with watch:
         try:
+            fetching = asyncio.ensure_future(
+                manager.fetch_missing(
+                    [h.source_ref for h in config.hypotheses],
+                    FetchSettings(remote=config.remote, enabled=config.fetch),
+                )
+            )
+            try:
+                fetched = await fetching
+            except asyncio.CancelledError:
+                if executor.stopped is None:
+                    raise  # cancelled from outside, not by a signal
+                fetched = FetchOutcome()  # stopped: the executor reports every hypothesis cancelled
             results = await executor.run(items)
         finally:
             await asyncio.shield(manager.close())
@@ -131,6 +152,8 @@ async def run_config_async(
     )
     if options.handle_signals and signals.first_signal():
         report.extra["signal"] = signals.first_signal()
+    if fetched.fetched:
+        report.extra["fetched"] = {"remote": config.remote, "refs": fetched.fetched}
     report.extra["logs_dir"] = _shown_path(logs_dir, options.paths_relative_to)
     if options.paths_relative_to is not None:
         report.results = [

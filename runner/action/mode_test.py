@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from runner.action.checkout_notes import checkout_notes, git_dir_in_workspace
 from runner.action.ownership import restore_ownership
 from runner.action.reporting import report_to_github
 from runner.action.workspace import DEFAULT_RESULTS_DIR, inside, relative, workspace_dir
@@ -62,9 +63,14 @@ def read_config(workspace: Path, repo: Path) -> tuple[RunnerConfig, str]:
         "timeout": get_float_input("timeout", minimum=0.001) if get_input("timeout") else None,
         "fail-fast": get_bool_input("fail-fast") if get_input("fail-fast") else None,
         "succeed-if": get_input("succeed-if") or None,
+        "remote": get_input("remote") or None,
+        "fetch": get_bool_input("fetch") if get_input("fetch") else None,
+        "submodules": get_input("submodules") or None,
     }
     if overrides["succeed-if"] not in (None, "all", "any"):
         raise InputError("succeed-if", f"expected 'all' or 'any', got {overrides['succeed-if']!r}")
+    if overrides["submodules"] not in (None, "true", "false", "recursive"):
+        raise InputError("submodules", f"expected true, false or recursive, got {overrides['submodules']!r}")
     for key, value in overrides.items():
         if value is not None:
             data.pop(key.replace("-", "_"), None)
@@ -116,7 +122,10 @@ def run_test_mode(log: ActionsLog) -> int:
              f"hypotheses ({meta['strategy']} split); the merge job reports the whole run."]
             if meta else []
         )  # fmt: skip
+        notes += checkout_notes(report, repo, workspace, log)
         report_to_github(report, log, budget, workspace=workspace, repo=repo, options=options, notes=notes)
     finally:
-        restore_ownership(workspace, [results_dir, repo / ".git" / "worktrees"])
+        restore_ownership(
+            workspace, [results_dir, repo / ".git" / "worktrees", *git_dir_in_workspace(repo, workspace)]
+        )
     return exit_code_for(report)

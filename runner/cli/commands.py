@@ -114,6 +114,9 @@ def cmd_test(args: argparse.Namespace) -> int:
         options.progress, options.on_start = live.finished, live.started
     with live or contextlib.nullcontext():
         report = execute(config, options, source=str(args.config))
+    fetched = report.extra.get("fetched")
+    if isinstance(fetched, dict) and fetched.get("refs"):  # explains a slow start
+        print(f"fetched from {fetched['remote']}: {', '.join(map(str, fetched['refs']))}", file=sys.stderr)
     print(_conclusion_line(report), file=sys.stderr)
     return exit_code_for(report)
 
