@@ -62,9 +62,12 @@ def read_config(workspace: Path, repo: Path) -> tuple[RunnerConfig, str]:
         "timeout": get_float_input("timeout", minimum=0.001) if get_input("timeout") else None,
         "fail-fast": get_bool_input("fail-fast") if get_input("fail-fast") else None,
         "succeed-if": get_input("succeed-if") or None,
+        "isolation": get_input("isolation") or None,
     }
     if overrides["succeed-if"] not in (None, "all", "any"):
         raise InputError("succeed-if", f"expected 'all' or 'any', got {overrides['succeed-if']!r}")
+    if overrides["isolation"] not in (None, "venv", "none"):
+        raise InputError("isolation", f"expected 'venv' or 'none', got {overrides['isolation']!r}")
     for key, value in overrides.items():
         if value is not None:
             data.pop(key.replace("-", "_"), None)
