@@ -344,6 +344,9 @@ class AsyncTestExecutor:
                 )  # fmt: skip
                 if outcome.kind != "exited" or outcome.exit_code != 0:
                     break
+                if name == "setup" and (escaped := environment.base_changed()):
+                    os.write(fd, f"worktree-runner: {escaped}\n".encode())
+                    return CommandOutcome("spawn-error", error=escaped), "setup"
             return outcome, stage
         finally:
             os.close(fd)

@@ -71,6 +71,15 @@ _VENV_TIMEOUT = 120.0
 # (the trampoline pip itself writes for long paths; its second line is a no-op string to Python).
 _SHEBANG = b"#!/usr/bin/env python\n"
 _SHEBANG_WITH_ARGS = b"#!/bin/sh\n'''exec' python %s \"$0\" \"$@\"\n' '''\n"
+_PIP_FALLBACK = b"""import sys
+try:
+    from pip._internal.cli.main import main
+except ImportError:
+    sys.exit("worktree-runner: no pip in this hypothesis' environment: its base interpreter has none")
+sys.exit(main())
+"""
+# What tells that something was installed into (or removed from) a site directory.
+_INSTALL_MARKS = (".dist-info", ".egg-info", ".egg-link", ".pth")
 _HEAD_BYTES = 512
 
 # Kept compatible with old interpreters (no f-strings, no walrus): it runs in whatever python3 is on PATH.
@@ -93,6 +102,11 @@ print(json.dumps({
     "version": "%d.%d" % sys.version_info[:2],
     "site": dirs,
     "scripts": sysconfig.get_path("scripts"),
+    "base_executable": getattr(sys, "_base_executable", sys.executable),
+    "base_scripts": sysconfig.get_path("scripts", vars={
+        "base": getattr(sys, "base_prefix", sys.prefix),
+        "platbase": getattr(sys, "base_exec_prefix", sys.prefix),
+    }),
 }))
 """
 
@@ -111,6 +125,9 @@ class BaseInterpreter:
     version: str
     site_dirs: tuple[str, ...]
     scripts_dir: str
+    # A venv's underlying installation: its pip installs into a shared place too, visible or not.
+    base_executable: str = ""
+    base_scripts_dir: str = ""
 
     @property
     def is_venv(self) -> bool:
@@ -137,17 +154,22 @@ async def probe_interpreter(python: str, env: Mapping[str, str]) -> BaseInterpre
         result = await run_captured([python, "-c", _PROBE], cwd=None, env=env, timeout=_PROBE_TIMEOUT)
     except OSError as exc:
         raise EnvironmentSetupError(f"cannot run the base interpreter {python}: {exc}") from None
+    if result.returncode != 0:
+        last = result.output.strip().splitlines()[-1:] or [""]
+        raise EnvironmentSetupError(
+            f"the base interpreter {python} exited with code {result.returncode}: {last[0][:200]}"
+        )
     try:
-        if result.returncode != 0:
-            raise ValueError(result.output.strip().splitlines()[-1:] or f"exit code {result.returncode}")
         answer = [line for line in result.output.splitlines() if line.startswith("{")]
         data = json.loads(answer[-1]) if answer else {}
         return BaseInterpreter(
             executable=str(data["executable"]), prefix=str(data["prefix"]),
             base_prefix=str(data["base_prefix"]), version=str(data["version"]),
             site_dirs=tuple(str(d) for d in data["site"]), scripts_dir=str(data["scripts"] or ""),
+            base_executable=str(data.get("base_executable") or data["executable"]),
+            base_scripts_dir=str(data.get("base_scripts") or ""),
         )  # fmt: skip
-    except (ValueError, KeyError, TypeError, IndexError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise EnvironmentSetupError(
             f"the base interpreter {python} does not answer like Python 3: {exc}"
         ) from None
@@ -170,6 +192,7 @@ class _Template:
     path: Path
     scripts: Path
     entries: list[_Entry] = field(default_factory=list)
+    watched: tuple[tuple[str, frozenset[str]], ...] = ()
 
     def instantiate(self, dest: Path) -> None:
         """Write a copy of the template at ``dest`` with every mention of its path re-pointed."""
@@ -242,16 +265,23 @@ def _in_venv(interpreter: str) -> bool:
 
 
 def _belongs_to(base: BaseInterpreter, interpreter: str) -> bool:
-    """Does a script with this interpreter run in the base environment (and so need a layer copy)?"""
+    """Would a script with this interpreter run in (and install into) a shared environment of the base?
+
+    That is the base's own ``bin/python*``, and its underlying installation's interpreter wherever it is
+    reached without a virtualenv (``/usr/bin/pip`` of the base's ``/usr/bin/python3``). The same binary
+    in *another* virtualenv is another environment: its programs are left alone.
+    """
     if not os.path.basename(interpreter).startswith("python"):
         return False
-    if base.is_venv:  # the venv's own bin/python*; the same binary elsewhere is another environment
-        return os.path.normpath(os.path.dirname(interpreter)) == os.path.normpath(base.scripts_dir)
-    try:
-        same = os.path.samefile(interpreter, base.executable)
-    except OSError:
-        return False
-    return same and not _in_venv(interpreter)
+    if os.path.normpath(os.path.dirname(interpreter)) == os.path.normpath(base.scripts_dir):
+        return True
+    for candidate in {base.executable, base.base_executable} - {""}:
+        try:
+            if os.path.samefile(interpreter, candidate) and not _in_venv(interpreter):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _copy_scripts(base: BaseInterpreter, shims: Path, search_path: str | None) -> None:
@@ -265,7 +295,8 @@ def _copy_scripts(base: BaseInterpreter, shims: Path, search_path: str | None) -
     where the first program of a name is the one a command runs, so only that one is considered.
     """
     taken: set[str] = set()
-    dirs = [base.scripts_dir] if base.scripts_dir else []
+    dirs = [d for d in (base.scripts_dir, base.base_scripts_dir) if d]
+    first_path_entry = len(dirs)
     dirs += [d for d in (search_path or "").split(os.pathsep) if d]
     seen_dirs: set[str] = set()
     for index, directory in enumerate(dirs):
@@ -287,7 +318,7 @@ def _copy_scripts(base: BaseInterpreter, shims: Path, search_path: str | None) -
                 with open(full, "rb") as fh:
                     parsed = _shebang_interpreter(fh.read(_HEAD_BYTES))
                     if parsed is None or not _belongs_to(base, parsed[0]):
-                        if index > 0:  # a PATH entry: this name is someone else's program
+                        if index >= first_path_entry:  # on PATH: this name is someone else's program
                             taken.add(name)
                         continue
                     rest = parsed[2] + fh.read()
@@ -298,6 +329,14 @@ def _copy_scripts(base: BaseInterpreter, shims: Path, search_path: str | None) -
             with os.fdopen(fd, "wb") as out:
                 out.write(_SHEBANG_WITH_ARGS % parsed[1] if parsed[1] else _SHEBANG)
                 out.write(rest)
+    # `pip` must never fall through to PATH (a pyenv shim, /usr/bin/pip of another interpreter, ...):
+    # whatever it finds there installs into a shared environment. Without a pip script in the base,
+    # the layer's own pip module (the base's, if it has one) answers, or a clear error.
+    for name in ("pip", "pip3", f"pip{base.version}"):
+        if not (shims / name).exists():
+            fd = os.open(shims / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o755)
+            with os.fdopen(fd, "wb") as out:
+                out.write(_SHEBANG + _PIP_FALLBACK)
 
 
 def _site_packages(venv: Path) -> Path:
@@ -327,7 +366,8 @@ async def _build_template(root: Path, python: str, env: Mapping[str, str]) -> _T
         shims = root / "scripts"
         shims.mkdir()
         _copy_scripts(base, shims, env.get("PATH"))
-        return _Template(path, shims, _snapshot(path))
+        watched = tuple((d, _installed(d)) for d in base.site_dirs)
+        return _Template(path, shims, _snapshot(path), watched)
 
     return await asyncio.to_thread(finish)
 
@@ -342,6 +382,8 @@ class HypothesisEnvironment:
     venv: Path | None = None
     tmp: Path | None = None
     scripts: Path | None = None  # the base's console scripts, shared by the run's layers
+    # The base's site directories and what was installed in them when the run started.
+    watched: tuple[tuple[str, frozenset[str]], ...] = ()
 
     @property
     def python(self) -> str | None:
@@ -360,6 +402,29 @@ class HypothesisEnvironment:
             for name in ("TMPDIR", "TMP", "TEMP"):
                 out[name] = str(self.tmp)
         return out
+
+    def base_changed(self) -> str | None:
+        """Why the base environment no longer looks as it did (something installed into it), or None.
+
+        A last line of defence after a setup: an install that escaped the layer (a script by an
+        absolute path, an unusual installer) must not let hypotheses pass with each other's code.
+        """
+        for directory, before in self.watched:
+            now = _installed(directory)
+            if now != before:
+                changed = sorted(now ^ before)
+                return (
+                    f"the shared environment {directory} changed during setup ({', '.join(changed[:3])}): "
+                    "something installed outside the hypothesis' own environment"
+                )
+        return None
+
+
+def _installed(directory: str) -> frozenset[str]:
+    try:
+        return frozenset(n for n in os.listdir(directory) if n.endswith(_INSTALL_MARKS))
+    except OSError:
+        return frozenset()
 
 
 def _force_rmtree(path: Path) -> None:
@@ -413,9 +478,16 @@ class EnvironmentPool:
         if self.isolation == "none":
             yield HypothesisEnvironment()
             return
-        template = await self._template(env)
+        try:
+            template = await self._template(env)
+        except EnvironmentSetupError as exc:
+            raise EnvironmentSetupError(
+                f"{exc} (isolation: none runs without an environment of its own)"
+            ) from None
         home = self._root() / f"{index:03d}"
-        environment = HypothesisEnvironment(venv=home / "venv", tmp=home / "tmp", scripts=template.scripts)
+        environment = HypothesisEnvironment(
+            venv=home / "venv", tmp=home / "tmp", scripts=template.scripts, watched=template.watched
+        )
 
         def make() -> None:
             home.mkdir()
