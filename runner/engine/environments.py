@@ -369,7 +369,9 @@ async def _build_template(root: Path, python: str, env: Mapping[str, str]) -> _T
         watched = tuple((d, _installed(d)) for d in base.site_dirs)
         return _Template(path, shims, _snapshot(path), watched)
 
-    return await asyncio.to_thread(finish)
+    # On the loop, not in a thread: once per run, and the executor keeps no threads (one per child or
+    # a pool) besides the loop's own.
+    return finish()
 
 
 # -- per hypothesis -----------------------------------------------------------------------------------
@@ -444,6 +446,13 @@ def _force_rmtree(path: Path) -> None:
         shutil.rmtree(path, onerror=fix)  # onexc would need 3.12
 
 
+async def _remove(path: Path) -> None:
+    """``rm -rf`` off the loop (a layer an install filled can hold thousands of files), then make sure."""
+    with contextlib.suppress(OSError):
+        await run_captured(["rm", "-rf", "--", str(path)], cwd=None, env={"PATH": os.defpath}, timeout=300)
+    _force_rmtree(path)  # what rm could not remove (read-only directories a test left behind)
+
+
 class EnvironmentPool:
     """The environments of one run: a private scratch directory, one template per base interpreter."""
 
@@ -496,14 +505,14 @@ class EnvironmentPool:
 
         try:
             try:
-                await asyncio.to_thread(make)
+                make()  # a dozen small files: cheaper than handing them to a thread
             except OSError as exc:
                 raise EnvironmentSetupError(
                     f"cannot make the hypothesis' environment in {home}: {exc}"
                 ) from None
             yield environment
         finally:
-            await asyncio.shield(asyncio.to_thread(_force_rmtree, home))
+            await asyncio.shield(_remove(home))
 
     async def close(self) -> None:
         """Remove the scratch directory (templates and anything left). Safe to call twice."""
@@ -514,4 +523,4 @@ class EnvironmentPool:
         self._templates.clear()
         if self.root is not None:
             root, self.root = self.root, None
-            await asyncio.to_thread(_force_rmtree, root)
+            await _remove(root)
