@@ -20,7 +20,7 @@ import yaml
 
 from runner import RunnerConfig, RunOptions, TestExecutor, run_config
 from runner.config import Status
-from runner.engine.environments import PARENT_PTH
+from runner.engine.environments import EDITABLES_FIRST_PTH, PARENT_PTH
 from runner.engine.naming import safe_name
 
 from .conftest import REPO_ROOT, git, worktree_list
@@ -289,11 +289,12 @@ def test_a_broken_base_interpreter_is_an_error_naming_it(
 def test_layer_sees_the_base_but_not_its_pth_hooks(repo: Path, tmp_path: Path, runner_temp: Path) -> None:
     """The base's site-packages are plain path entries: its packages import, its `.pth` hooks do not
     run (an editable install of the main checkout must not stand in for a hypothesis' code)."""
+    ours = sorted([PARENT_PTH, EDITABLES_FIRST_PTH])
     check = (
         "import os, sys, pytest, pydantic; "
         "assert not any(p.endswith('/src-of-main') for p in sys.path), sys.path; "
         f"pth = [n for n in os.listdir(os.path.join(sys.prefix, 'lib', 'python%d.%d' % sys.version_info[:2], "
-        f"'site-packages')) if n.endswith('.pth')]; assert pth == [{PARENT_PTH!r}], pth"
+        f"'site-packages')) if n.endswith('.pth')]; assert sorted(pth) == {ours!r}, pth"
     )
     config = RunnerConfig.model_validate({
         "command": ["python", "-c", check], "hypotheses": [{"name": "a", "ref": "main"}],
@@ -323,3 +324,35 @@ def test_uv_pip_install_goes_into_the_layer(tmp_path: Path, runner_temp: Path) -
     base = subprocess.run(["python3", "-c", "import importlib.util as u; print(u.find_spec('uvprobe'))"],
                           capture_output=True, text=True, check=True)  # fmt: skip
     assert base.stdout.strip() == "None"
+
+
+def test_an_editable_install_wins_over_the_same_package_in_the_base(
+    tmp_path: Path, runner_temp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job already has ``mypkg`` installed (not editable). A flat-layout ``pip install -e .`` puts a
+    finder at the *end* of ``sys.meta_path`` (setuptools), behind the path that holds the job's copy;
+    the layer moves its editable finders first, so each hypothesis still imports its own worktree."""
+    job_env = tmp_path / "job-env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(job_env)],
+                   check=True)  # fmt: skip
+    site = next(job_env.glob("lib/python*/site-packages"))
+    (site / "mypkg").mkdir()
+    (site / "mypkg" / "__init__.py").write_text(module(-1))
+    dist_info = site / "mypkg-0.1.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: mypkg\nVersion: 0.1\n")
+    (dist_info / "RECORD").write_text("")
+    path = os.pathsep.join([str(job_env / "bin"), str(shared_pip_trap(tmp_path)), os.environ["PATH"]])
+    monkeypatch.setenv("PATH", path)
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    repo = make_package_repo(tmp_path, "flat")
+    config = RunnerConfig.model_validate({
+        "setup": "pip install -e .", "command": "pytest -q -s -p no:cacheprovider", "max-parallel": 2,
+        "hypotheses": [{"name": "good", "ref": "fix-good"}, {"name": "bad", "ref": "fix-bad"}],
+    })  # fmt: skip
+    report = run_config(config, RunOptions(repo=repo, logs_dir=tmp_path / "logs"))
+    assert [r.status for r in report.results] == [Status.PASSED, Status.FAILED], [
+        (r.error, r.output_tail[-1500:]) for r in report.results
+    ]
+    assert "1 failed, 1 passed" in (report.results[1].output_tail or "")
+    assert (site / "mypkg" / "__init__.py").read_text() == module(-1)  # the job's copy is untouched

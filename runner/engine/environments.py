@@ -18,6 +18,8 @@ What a hypothesis gets (``isolation: venv``, the default):
   ``python`` on PATH, the layer's: an unchanged ``pip install …`` / ``python -m pip install …`` /
   ``uv pip install …`` installs into the layer and ``pytest`` runs in it (§4.6). ``pip`` is always
   there, so it never falls through to a shared installation's pip further down PATH;
+* its own editable installs first: setuptools' flat-layout editable finders are moved ahead of the
+  path finder, so a regular copy of the same project in the base cannot be imported instead;
 * ``TMPDIR`` / ``TMP`` / ``TEMP`` of its own (pytest's ``tmp_path`` roots, pip build directories);
 * a check after its setup that nothing was installed into the base's site directories (an install
   that escaped the layer some other way makes the hypothesis ``error`` instead of a wrong verdict).
@@ -68,6 +70,15 @@ ISOLATION_MODES: tuple[Isolation, ...] = ("venv", "none")
 # Sorts after every name an installer writes ('~' is the last printable ASCII character), so that
 # site.py puts a hypothesis' own editable paths (``__editable__.x.pth``, ``_x.pth``) before the base.
 PARENT_PTH = "~worktree-runner-base.pth"
+# Processed after every other .pth (it sorts after PARENT_PTH too). setuptools' editable install of a
+# flat-layout project appends its finder to sys.meta_path, behind the path finder, so a regular copy
+# of the same package in the base would be imported instead of the hypothesis' worktree: move the
+# editable finders (only the layer's own exist: the base's .pth hooks never run) to the front.
+EDITABLES_FIRST_PTH = "~~worktree-runner-editables-first.pth"
+_EDITABLES_FIRST = (  # one line: site.py runs a .pth line that starts with "import"
+    "import sys; sys.meta_path.sort("
+    "key=lambda f: not str(getattr(f, '__module__', '')).startswith('__editable__'))\n"
+)
 _PROBE_TIMEOUT = 60.0
 _VENV_TIMEOUT = 120.0
 # How a copied console script finds its interpreter: the first ``python`` on PATH, the layer's.
@@ -364,9 +375,9 @@ async def _build_template(root: Path, python: str, env: Mapping[str, str]) -> _T
     def finish() -> _Template:
         for activate in (path / "bin").glob("[Aa]ctivate*"):
             activate.unlink()  # nobody activates a layer: its PATH and VIRTUAL_ENV are set for it
-        (_site_packages(path) / PARENT_PTH).write_text(
-            "".join(d + "\n" for d in base.site_dirs), encoding="utf-8"
-        )
+        site_packages = _site_packages(path)
+        (site_packages / PARENT_PTH).write_text("".join(d + "\n" for d in base.site_dirs), encoding="utf-8")
+        (site_packages / EDITABLES_FIRST_PTH).write_text(_EDITABLES_FIRST, encoding="utf-8")
         shims = root / "scripts"
         shims.mkdir()
         _copy_scripts(base, shims, env.get("PATH"))
