@@ -356,3 +356,35 @@ def test_an_editable_install_wins_over_the_same_package_in_the_base(
     ]
     assert "1 failed, 1 passed" in (report.results[1].output_tail or "")
     assert (site / "mypkg" / "__init__.py").read_text() == module(-1)  # the job's copy is untouched
+
+
+def test_an_install_that_escapes_the_layer_is_an_error(
+    tmp_path: Path, runner_temp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A setup that installs into the shared environment by an absolute path (no layer can stop
+    that) turns the hypothesis into an error naming what changed, not into a verdict."""
+    job_env = tmp_path / "job-env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(job_env)],
+                   check=True)  # fmt: skip
+    monkeypatch.setenv("PATH", f"{job_env / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    wheel = make_wheel(wheels, "escaped", "1.0", {"escaped.py": "X = 1\n"})
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "README").write_text("x\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "base")
+    config = RunnerConfig.model_validate({
+        "command": "true",
+        "hypotheses": [
+            {"name": "escapes", "ref": "main",
+             "setup": [str(job_env / "bin" / "python"), "-m", "pip", "install", "--no-index", str(wheel)]},
+        ],
+    })  # fmt: skip
+    report = run_config(config, RunOptions(repo=repo, logs_dir=tmp_path / "logs"))
+    (result,) = report.results
+    assert result.status is Status.ERROR, (result.error, result.output_tail)
+    assert result.error and "changed during setup" in result.error and "escaped-1.0.dist-info" in result.error
