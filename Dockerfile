@@ -26,9 +26,18 @@ ENV PYTHONUNBUFFERED=1 \
 # git and the locked dependencies share one layer, so that binutils (for `strip`, below) is installed
 # and purged inside the layer that uses it and leaves nothing behind. Hosted runners have no layer
 # cache, so this costs nothing there; locally a change to requirements.lock re-runs apt too.
-# The package is NOT put on the interpreter's path (no PYTHONPATH, no .pth): `python
-# /action/entrypoint.py` finds it as the script's own directory, while the user's test commands,
-# which run with this same interpreter, never see a top-level `runner` package of ours.
+#
+# Two environments, split from the one requirements.lock (awk: a requirement line starts a block, its
+# hashes follow indented):
+# * /action/venv, a virtualenv without pip, holds the runner's own dependencies (pydantic, httpx,
+#   PyGithub, PyYAML, ...). The entrypoint runs its python; it is never on PATH, so nothing a
+#   hypothesis runs sees or changes it (a setup's `pip install pydantic<2` cannot break the action).
+# * The image's interpreter (`python` on PATH) is the hypotheses' base: pip (part of the base image),
+#   pytest and coverage (also what verifies OpenHands-generated tests), nothing of ours. Each
+#   hypothesis gets a virtualenv layered over it (runner/engine/environments.py).
+# The package itself is NOT put on any interpreter's path (no PYTHONPATH, no .pth): `python
+# /action/entrypoint.py` finds it as the script's own directory, so a user's top-level package named
+# `runner` is never shadowed.
 # PIP_BREAK_SYSTEM_PACKAGES (build step only) is a no-op on the official image and lets the same line
 # work on a Debian-python base that carries an EXTERNALLY-MANAGED marker (the offline stand-in).
 #
@@ -37,6 +46,8 @@ ENV PYTHONUNBUFFERED=1 \
 #   requirements.in). PyGithub needs it only through pyjwt[crypto], to sign GitHub App JWTs (RS256);
 #   the action authenticates with a token (github.Auth.Token), which never signs, and pyjwt imports
 #   without it (has_crypto = False). tests/test_pr_comment.py passes inside this image.
+# * Each package is installed once (the split above), and the virtualenv has no pip: `pip --python`
+#   installs into it from outside.
 # * --no-compile: no .pyc for site-packages (~16 MB). PYTHONDONTWRITEBYTECODE makes Python compile
 #   those imports in memory instead; measured ~0.3 s once per action start and ~0.2 s per
 #   `python -m coverage run -m pytest`. Our own package is still compiled (last layer).
@@ -44,8 +55,8 @@ ENV PYTHONUNBUFFERED=1 \
 #   image file is never copied up into this layer): the PyNaCl and PyYAML wheels ship DWARF debug
 #   info (~5 MB). Code and symbol tables are unchanged.
 # * pip stays: it is part of the base image's layer (uninstalling it here would save nothing) and a
-#   setup-command such as `python -m pip install -e .` (README) runs with this interpreter.
-#   The official 3.12 image has no setuptools/wheel to remove.
+#   setup-command such as `pip install -e .` (README) runs it. The official 3.12 image has no
+#   setuptools/wheel to remove. uv is not installed (~40 MB); `pip install uv` in a setup works.
 # * Nothing to gain on git: slim images already exclude /usr/share/{doc,man,locale} (so git-man is
 #   empty), and removing perl (needed by git's package, not by the commands we run) would leave
 #   dpkg with broken dependencies, so a user's `apt-get install` in a setup-command would fail.
@@ -53,19 +64,28 @@ COPY requirements.lock /tmp/requirements.lock
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends git binutils \
  && touch /tmp/stamp \
+ && tools='^(coverage|iniconfig|packaging|pluggy|pygments|pytest)==' \
+ && awk -v re="$tools" '/^[^ #]/ { tool = ($0 ~ re) } tool' /tmp/requirements.lock > /tmp/tools.lock \
+ && awk -v re="$tools" '/^[^ #]/ { tool = ($0 ~ re) } !tool' /tmp/requirements.lock > /tmp/runner.lock \
  && PIP_BREAK_SYSTEM_PACKAGES=1 python -m pip install --no-cache-dir --no-compile --require-hashes \
-        --no-deps -r /tmp/requirements.lock \
- && site="$(python -c 'import os, yaml; print(os.path.dirname(os.path.dirname(yaml.__file__)))')" \
- && find "$site" -name '*.so' -newer /tmp/stamp -exec strip --strip-debug {} + \
+        --no-deps -r /tmp/tools.lock \
+ && python -m venv --without-pip /action/venv \
+ && python -m pip --python /action/venv/bin/python install --no-cache-dir --no-compile \
+        --require-hashes --no-deps -r /tmp/runner.lock \
+ && find /action/venv "$(python -c 'import os, coverage; print(os.path.dirname(os.path.dirname(coverage.__file__)))')" \
+        -name '*.so' -newer /tmp/stamp -exec strip --strip-debug {} + \
  && DEBIAN_FRONTEND=noninteractive apt-get purge -y --auto-remove binutils \
  && apt-get clean \
- && rm -rf /var/lib/apt/lists/* /tmp/requirements.lock /tmp/stamp \
- && python -c "import pydantic, yaml, httpx, github, coverage, pytest" \
+ && rm -rf /var/lib/apt/lists/* /tmp/requirements.lock /tmp/tools.lock /tmp/runner.lock /tmp/stamp \
+ && /action/venv/bin/python -c "import pydantic, yaml, httpx, github" \
+ && python -c "import coverage, pytest, pip" \
+ && ! python -c "import pydantic" 2>/dev/null \
  && git --version
 
 COPY pyproject.toml entrypoint.py /action/
 COPY runner /action/runner
-# PYTHONDONTWRITEBYTECODE stops run-time writes only; compile once here so start-up stays fast.
-RUN python -m compileall -q /action
+# PYTHONDONTWRITEBYTECODE stops run-time writes only; compile once here so start-up stays fast
+# (our package only: the virtualenv's site-packages stay uncompiled, see --no-compile above).
+RUN /action/venv/bin/python -m compileall -q /action/runner /action/entrypoint.py
 
-ENTRYPOINT ["python", "/action/entrypoint.py"]
+ENTRYPOINT ["/action/venv/bin/python", "/action/entrypoint.py"]

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from runner.config import ExecutionSettings, Hypothesis, Status, TestExecutionResult
 from runner.engine.aio import run_sync
+from runner.engine.environments import EnvironmentPool, EnvironmentSetupError, HypothesisEnvironment
 from runner.engine.gitutil import git_env
 from runner.engine.naming import display_name, safe_name
 from runner.engine.process import TASK_ENV, CommandOutcome, kill_marked, run_in_group, without_secrets
@@ -113,6 +114,7 @@ class AsyncTestExecutor:
         self._last_stop: str | None = None
         self._running: set[asyncio.Task[TestExecutionResult]] = set()
         self._base_env: dict[str, str] | None = None
+        self._environments = EnvironmentPool(self.config.isolation)
         self._logs_ready = False
 
     # -- public API -----------------------------------------------------------------------
@@ -197,6 +199,7 @@ class AsyncTestExecutor:
             finally:
                 finished.put_nowait(None)  # this worker is done
 
+        self._environments = EnvironmentPool(self.config.isolation)  # one scratch dir per run
         workers = [asyncio.create_task(worker()) for _ in range(min(self.config.max_parallel, total))]
         done = 0
         try:
@@ -226,6 +229,7 @@ class AsyncTestExecutor:
             for w in workers:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.shield(self._environments.close())
             # The executor can be used again; the reason stays readable through `stopped`.
             self._last_stop, self._stop_reason = self._stop_reason, None
             # One sweep per run for descendants that escaped their process group and outlived
@@ -293,11 +297,13 @@ class AsyncTestExecutor:
                 raise _Stopped
             async with item.worktree() as worktree:
                 commit = worktree.commit
-                started = time.monotonic()  # checkout time is not the hypothesis' duration
-                if self.on_start is not None:
-                    self.on_start(hyp, item.index)
-                outcome, stage = await self._run_commands(item, worktree, log_path)
-        except WorktreeError as exc:
+                paths = self._env_for(hyp, worktree, "")  # the PATH that finds the base interpreter
+                async with self._environments.environment(item.index, paths) as environment:
+                    started = time.monotonic()  # checkout and environment are not the duration
+                    if self.on_start is not None:
+                        self.on_start(hyp, item.index)
+                    outcome, stage = await self._run_commands(item, worktree, log_path, environment)
+        except (WorktreeError, EnvironmentSetupError) as exc:
             return TestExecutionResult(
                 name=hyp.name, status=Status.ERROR, ref=ref, commit=commit, error=str(exc),
                 duration_s=round(time.monotonic() - started, 3),
@@ -320,13 +326,13 @@ class AsyncTestExecutor:
         )  # fmt: skip
 
     async def _run_commands(
-        self, item: WorkItem, worktree: Worktree, log_path: Path
+        self, item: WorkItem, worktree: Worktree, log_path: Path, environment: HypothesisEnvironment
     ) -> tuple[CommandOutcome, str]:
         hyp = item.hypothesis
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.timeout_for(hyp)
         token = f"{self.run_token}-{item.index}"
-        env = self._env_for(hyp, worktree, token)
+        env = environment.apply(self._env_for(hyp, worktree, token))
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o644)
         try:
             try:
@@ -348,6 +354,9 @@ class AsyncTestExecutor:
                 )  # fmt: skip
                 if outcome.kind != "exited" or outcome.exit_code != 0:
                     break
+                if name == "setup" and (escaped := environment.base_changed()):
+                    os.write(fd, f"worktree-runner: {escaped}\n".encode())
+                    return CommandOutcome("spawn-error", error=escaped), "setup"
             return outcome, stage
         finally:
             os.close(fd)

@@ -199,6 +199,9 @@ class ExecutionSettings(_CommandFields):
     # Seconds between SIGTERM and SIGKILL when a hypothesis is stopped. Short, because on GitHub the
     # whole cancellation (children, worktrees, partial outputs) must fit in the runner's 7.5 s.
     kill_grace: float = Field(default=2.0, ge=0, le=60, alias="kill-grace")
+    # `venv`: each hypothesis' setup and command run in a virtualenv layered over the job's Python, with
+    # a TMPDIR of its own (runner.engine.environments); `none`: in the job's environment, as before.
+    isolation: Literal["venv", "none"] = "venv"
     # Refs the checkout lacks (a shallow actions/checkout has one commit) are fetched from `remote`
     # into a private namespace before the worktrees are made; `fetch: false` turns that off.
     remote: str = Field(default="origin", min_length=1, max_length=200)

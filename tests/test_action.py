@@ -166,6 +166,7 @@ def test_annotation_budget_overflow_is_counted_in_summary(
         ({"max-parallel": "lots"}, "input 'max-parallel'"),
         ({"fail-fast": "yes"}, "input 'fail-fast'"),
         ({"succeed-if": "most"}, "input 'succeed-if'"),
+        ({"isolation": "sandbox"}, "input 'isolation'"),
         ({"mode": "explode"}, "input 'mode'"),
         ({"hypotheses": "- {name: a}"}, "input 'hypotheses': hypotheses[0]"),
         ({"hypotheses": "{not: a list}"}, "input 'hypotheses'"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -78,3 +79,17 @@ def test_nonblocking_quick(agent_server_interpreter: str, tmp_path: Path) -> Non
     assert marked_pids(str(data["server_marker"])) == []
     for table in ("| nonblocking / blocking |", "| ideal max(G,S) / (G+S) |", "| blocking |", "p95"):
         assert table in stdout, table
+
+
+def test_isolation_bench_quick(tmp_path: Path) -> None:
+    """Both modes run and every isolated hypothesis imports its own code (the shared mode may not)."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    proc = subprocess.run([PY, str(REPO_ROOT / "bench" / "isolation.py"), "--quick"],
+                          capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = _last_json(proc.stdout)
+    assert data["isolated_wrong"] == 0
+    for key in ("ratio_isolated_over_shared_pip", "create_ms_median", "remove_ms_median", "template_s"):
+        assert isinstance(data[key], float) and data[key] > 0, key  # type: ignore[operator]
+    assert "| isolated, pip |" in proc.stdout and "| shared, pip |" in proc.stdout
+    assert [p.name for p in tmp_path.iterdir()] == []  # its repository, job env and layers are gone

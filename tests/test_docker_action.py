@@ -355,3 +355,59 @@ def test_start_to_first_test_latency(image: BuildInfo, step: Step) -> None:
         f"whole step {result.seconds:.2f} s"
     )
     assert math.isfinite(latency) and latency > 0
+
+
+# A hypothesis' setup installs a `pydantic` 1.x (a local wheel: offline and fast) while the action, which
+# itself runs on pydantic 2, goes on to write outputs and summary, and a later `mode: merge` step runs.
+FAKE_PYDANTIC_CHECK = (
+    "import os, pydantic; assert pydantic.VERSION == '1.0.0-fake', pydantic.VERSION; "
+    "assert pydantic.__file__.startswith(os.environ['VIRTUAL_ENV'] + '/'), pydantic.__file__"
+)
+
+
+def test_a_setup_installing_another_pydantic_cannot_break_the_action(image: BuildInfo, step: Step) -> None:
+    from .wheels import make_wheel
+
+    wheels = step.runner_temp / "wheels"
+    wheels.mkdir()
+    wheel = make_wheel(wheels, "pydantic", "1.0.0", {"pydantic/__init__.py": "VERSION = '1.0.0-fake'\n"})
+    in_container = f"{CONTAINER_RUNNER_TEMP}/wheels/{wheel.name}"
+    base_has_none = "import importlib.util as u, sys; sys.exit(u.find_spec('pydantic') is not None)"
+    hypotheses = [
+        {"name": "pip", "ref": "main", "setup": f"pip install --no-index {in_container}",
+         "command": [PY, "-c", FAKE_PYDANTIC_CHECK]},
+        {"name": "base", "ref": "main", "command": [PY, "-c", base_has_none]},
+        {"name": "python -m pip", "ref": "main", "setup": f"{PY} -m pip install --no-index {in_container}",
+         "command": [PY, "-c", FAKE_PYDANTIC_CHECK]},
+        {"name": "broken", "ref": "broken", "setup": f"pip install --no-index {in_container}"},
+    ]  # fmt: skip
+    worktrees_before = worktree_list(step.workspace)
+    for k in (1, 2):
+        inputs = action_inputs(
+            hypotheses=yaml.safe_dump(hypotheses), test_command=f"{PY} check.py", max_parallel="2",
+            shard=f"{k}/2", results_dir=f"shard-{k}", succeed_if="any",
+        )  # fmt: skip
+        result = run_step(image, step, inputs)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.outputs["conclusion"] == "success", result.outputs
+        assert "| Status | Hypothesis |" in result.summary
+    merged = run_step(image, step, action_inputs(mode="merge", results_files="shard-*/results.json"))
+    assert merged.returncode == 0, merged.stdout + merged.stderr
+    statuses = [(r["name"], r["status"]) for r in json.loads(merged.outputs["results"])["results"]]
+    assert statuses == [
+        ("pip", "passed"), ("base", "passed"), ("python -m pip", "passed"), ("broken", "failed")
+    ]  # fmt: skip
+    assert "| Status | Hypothesis |" in merged.summary
+
+    # isolation: none installs into the image's interpreter, which is still not the action's own.
+    # (The offline stand-in base is Debian's Python, which refuses installs without this.)
+    into_image = f"rm -f /usr/lib/python3*/EXTERNALLY-MANAGED; {PY} -m pip install --no-index {in_container}"
+    fake_in_image = "import pydantic; assert pydantic.VERSION == '1.0.0-fake'"
+    shared = [{"name": "shared", "ref": "main", "setup": ["sh", "-c", into_image],
+               "command": [PY, "-c", fake_in_image]}]  # fmt: skip
+    result = run_step(image, step, action_inputs(hypotheses=yaml.safe_dump(shared), isolation="none"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.outputs["conclusion"] == "success" and "| Status | Hypothesis |" in result.summary
+    assert_left_clean(step, worktrees_before)
+    assert leftover_worktree_dirs(step.runner_temp) == []
+    assert sorted(p.name for p in step.runner_temp.glob("worktree-runner-*")) == []

@@ -38,6 +38,7 @@ from .docker_support import (
 )
 
 MB = 1_000_000
+RUNNER_PYTHON = "/action/venv/bin/python"  # the runner's own virtualenv (never on PATH)
 MAX_IMAGE_BYTES = 250 * MB
 # The offline sandbox builds FROM a stand-in base (Debian's Python, git preinstalled, ~400 MB), not the
 # official python:*-slim image. There the size check adds what the official base and git would weigh:
@@ -94,7 +95,7 @@ def test_image_has_git(image: BuildInfo) -> None:
 @pytest.mark.skipif(not (REPO_ROOT / "runner" / "__init__.py").exists(), reason="runner/ not written yet")
 def test_image_imports_the_package_and_dependencies(image: BuildInfo) -> None:
     code = "import runner, pydantic, yaml; print(runner.__file__); print(pydantic.VERSION)"
-    proc = run_in_image(image.tag, ["-c", code], entrypoint="python", workdir="/action")
+    proc = run_in_image(image.tag, ["-c", code], entrypoint=RUNNER_PYTHON, workdir="/action")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == "/action/runner/__init__.py"
     assert proc.stdout.splitlines()[1].startswith("2.")
@@ -106,6 +107,23 @@ def test_image_imports_the_package_and_dependencies(image: BuildInfo) -> None:
 
 
 @docker
+def test_the_hypotheses_interpreter_has_test_tools_and_nothing_of_ours(image: BuildInfo) -> None:
+    """`python` on PATH is the hypotheses' base: pip, pytest, coverage; the runner's packages live in
+    /action/venv only, so no setup can see or change them."""
+    code = (
+        "import importlib.util as u, json, sys, coverage, pip, pytest\n"
+        "print(json.dumps({'ours': [m for m in ('pydantic', 'yaml', 'httpx', 'github', 'runner') "
+        "if u.find_spec(m)], 'prefix': sys.prefix}))"
+    )
+    proc = run_in_image(image.tag, ["-c", code], entrypoint="python", workdir="/tmp")
+    assert proc.returncode == 0, proc.stderr
+    seen = json.loads(proc.stdout)
+    assert seen["ours"] == [] and not seen["prefix"].startswith("/action")
+    which = run_in_image(image.tag, ["-c", "command -v python python3 pip pytest"], entrypoint="sh")
+    assert "/action" not in which.stdout, which.stdout
+
+
+@docker
 def test_image_config_follows_docker_action_rules(image: BuildInfo) -> None:
     config = image_config(image.tag)
     # "Docker actions must be run by the default Docker user (root). Do not use the USER instruction"
@@ -113,7 +131,7 @@ def test_image_config_follows_docker_action_rules(image: BuildInfo) -> None:
     # The runner passes --workdir /github/workspace; the docs advise against WORKDIR.
     assert not config.get("WorkingDir"), config.get("WorkingDir")
     # Exec form, so the docker CLI's SIGINT reaches Python as PID 1 (no /bin/sh in between).
-    assert config.get("Entrypoint") == ["python", "/action/entrypoint.py"]
+    assert config.get("Entrypoint") == [RUNNER_PYTHON, "/action/entrypoint.py"]
     assert not config.get("Cmd")
     labels = config.get("Labels") or {}
     assert isinstance(labels, dict)

@@ -207,6 +207,16 @@ def test_cli_exit_codes_json_and_junit(repo: Path, tmp_path: Path, runner_temp: 
             ["--durations", "/nonexistent.json"],
             "/nonexistent.json: file not found",
         ),
+        (
+            {"command": "true", "hypotheses": [{"name": "a", "ref": "HEAD"}]},
+            ["--isolation", "sandbox"],
+            "--isolation",
+        ),
+        (
+            {"command": "true", "isolation": "sandbox", "hypotheses": [{"name": "a", "ref": "HEAD"}]},
+            [],
+            "isolation: Input should be 'venv' or 'none'",
+        ),
     ],
 )
 def test_bad_input_exits_2_with_one_line_and_leaves_nothing(

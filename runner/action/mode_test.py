@@ -66,11 +66,14 @@ def read_config(workspace: Path, repo: Path) -> tuple[RunnerConfig, str]:
         "remote": get_input("remote") or None,
         "fetch": get_bool_input("fetch") if get_input("fetch") else None,
         "submodules": get_input("submodules") or None,
+        "isolation": get_input("isolation") or None,
     }
     if overrides["succeed-if"] not in (None, "all", "any"):
         raise InputError("succeed-if", f"expected 'all' or 'any', got {overrides['succeed-if']!r}")
     if overrides["submodules"] not in (None, "true", "false", "recursive"):
         raise InputError("submodules", f"expected true, false or recursive, got {overrides['submodules']!r}")
+    if overrides["isolation"] not in (None, "venv", "none"):
+        raise InputError("isolation", f"expected 'venv' or 'none', got {overrides['isolation']!r}")
     for key, value in overrides.items():
         if value is not None:
             data.pop(key.replace("-", "_"), None)

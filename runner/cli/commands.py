@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--durations", type=Path, help="results JSON of an earlier run: start the longest hypotheses first"
     )
     test.add_argument("--shard", type=_shard, metavar="K/N", help="run only shard K of N (1-based, N <= 256)")
+    test.add_argument(
+        "--isolation", choices=("venv", "none"),
+        help="venv (default): each hypothesis in a virtualenv of its own over python3; none: the shared one",
+    )  # fmt: skip
     test.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     cli_openhands.add_parsers(sub)
     merge = sub.add_parser("merge", help="combine the results JSON files of the shards of one run")
@@ -96,6 +100,7 @@ def cmd_test(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             fail_fast=args.fail_fast,
             succeed_if=args.succeed_if,
+            isolation=args.isolation,
         )
     except ValueError as exc:  # pydantic re-validation of CLI values
         raise ConfigError(str(exc).splitlines()[0], source="command line") from None

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runner.config import Hypothesis
+from runner.engine.environments import EnvironmentPool, EnvironmentSetupError, HypothesisEnvironment
 from runner.engine.process import run_in_group, without_secrets
 from runner.engine.worktrees import WorktreeError, WorktreeManager
 
@@ -51,10 +52,17 @@ def _tail(path: Path) -> str:
         return f.read().decode("utf-8", "replace")
 
 
-async def _run(argv: list[str], *, cwd: Path, log: Path, deadline: float) -> tuple[str, int | None]:
+def _command_env() -> dict[str, str]:
     env = without_secrets(os.environ)  # agent-written code: no tokens, no keys
     env.pop("COVERAGE_PROCESS_START", None)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+async def _run(
+    argv: list[str], *, cwd: Path, log: Path, deadline: float, environment: HypothesisEnvironment
+) -> tuple[str, int | None]:
+    env = environment.apply(_command_env())
     with log.open("ab") as out:
         outcome = await run_in_group(
             argv, cwd=cwd, env=env, log_fd=out.fileno(), deadline=deadline, grace=2.0,
@@ -75,9 +83,14 @@ async def verify_generated_tests(
     timeout: float = 600.0,
     setup_command: list[str] | None = None,
 ) -> Verification:
-    """Write ``content`` at ``output_path`` in a fresh worktree of ``repo``, run it under coverage."""
-    python = python or sys.executable
+    """Write ``content`` at ``output_path`` in a fresh worktree of ``repo``, run it under coverage.
+
+    Setup and tests run in an environment of their own, like a hypothesis' (a virtualenv layered over
+    the job's ``python3``, runner.engine.environments): the setup's installs never reach the runner's
+    interpreter. ``python`` runs coverage instead of the layer's python when given.
+    """
     manager = WorktreeManager(repo)
+    environments = EnvironmentPool("venv")
     try:
         await manager.open()
         ref = "HEAD"
@@ -89,18 +102,24 @@ async def verify_generated_tests(
                 pass  # the agent's commit is not here (e.g. a shallow checkout): verify on HEAD
         hyp = Hypothesis(name="generated-tests", ref=ref)
         async with manager.worktree(hyp, 0) as worktree:
-            return await _verify_in(
-                worktree.path, content=content, module_path=module_path, output_path=output_path,
-                threshold=threshold, python=python, timeout=timeout, setup_command=setup_command,
-                commit=worktree.commit,
-            )  # fmt: skip
+            try:
+                async with environments.environment(0, _command_env()) as environment:
+                    return await _verify_in(
+                        worktree.path, content=content, module_path=module_path, output_path=output_path,
+                        threshold=threshold, python=python or environment.python or sys.executable,
+                        timeout=timeout, setup_command=setup_command, commit=worktree.commit,
+                        environment=environment,
+                    )  # fmt: skip
+            except EnvironmentSetupError as exc:
+                return Verification(False, None, None, "", f"cannot run the tests: {exc}", worktree.commit)
     finally:
+        await asyncio.shield(environments.close())
         await asyncio.shield(manager.close())
 
 
 async def _verify_in(
     tree: Path, *, content: bytes, module_path: str, output_path: str, threshold: float, python: str,
-    timeout: float, setup_command: list[str] | None, commit: str | None,
+    timeout: float, setup_command: list[str] | None, commit: str | None, environment: HypothesisEnvironment,
 ) -> Verification:  # fmt: skip
     target = (tree / output_path).resolve()
     if tree.resolve() not in target.parents:
@@ -119,7 +138,9 @@ async def _verify_in(
         log, data, report = Path(scratch, "log"), Path(scratch, "coverage"), Path(scratch, "coverage.json")
         include = coverage_include(module_path, tree)
         if setup_command:
-            kind, code = await _run(setup_command, cwd=tree, log=log, deadline=deadline)
+            kind, code = await _run(
+                setup_command, cwd=tree, log=log, deadline=deadline, environment=environment
+            )
             if kind != "exited" or code != 0:
                 why = "timed out" if kind == "timeout" else f"exit code {code}"
                 return Verification(
@@ -129,7 +150,7 @@ async def _verify_in(
         kind, code = await _run(
             [python, "-m", "coverage", "run", f"--data-file={data}", include,
              "-m", "pytest", "-q", "-p", "no:cacheprovider", output_path],
-            cwd=tree, log=log, deadline=deadline,
+            cwd=tree, log=log, deadline=deadline, environment=environment,
         )  # fmt: skip
         elapsed = time.monotonic() - started
         if kind == "timeout":
@@ -145,6 +166,7 @@ async def _verify_in(
                 # files the tests never imported, as unexecuted): report all of it.
                 [python, "-m", "coverage", "json", f"--data-file={data}", "-o", str(report)],
                 cwd=tree, log=Path(scratch, "coverage-json.log"), deadline=loop.time() + 120,
+                environment=environment,
             )  # fmt: skip
             coverage = _percent(report)
         tail = _tail(log)

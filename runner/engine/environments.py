@@ -1,0 +1,541 @@
+"""An environment of its own for every hypothesis: a layered virtualenv and a private temp directory.
+
+Why: with one shared interpreter, every hypothesis' ``pip install -e .`` writes into the same
+site-packages, so the last install wins and a hypothesis can pass by importing another one's code;
+concurrent installs also corrupt each other (see ../shared/docs/real-checkouts-and-environments.md §4).
+
+What a hypothesis gets (``isolation: venv``, the default):
+
+* a *layer*: a virtualenv without pip, made from the **base interpreter** (the ``python3`` on the
+  hypothesis' PATH, i.e. the job's Python), whose ``site-packages`` holds a ``.pth`` file naming the
+  base's site directories as plain paths. Everything installed in the base stays importable; what
+  the hypothesis installs goes into its layer, first on ``sys.path``, so it shadows the base per
+  distribution. Plain path lines (not ``site.addsitedir``) mean the base's own ``.pth`` hooks are not
+  run: an editable install of the *main checkout* in the base can never stand in for a hypothesis'
+  code (measured in the doc, §4.5);
+* ``PATH=<layer>/bin:<scripts>:…`` and ``VIRTUAL_ENV=<layer>``, where ``<scripts>`` (one per run,
+  shared) holds copies of the base's console scripts (``pip``, ``pytest``, …) that run the first
+  ``python`` on PATH, the layer's: an unchanged ``pip install …`` / ``python -m pip install …`` /
+  ``uv pip install …`` installs into the layer and ``pytest`` runs in it (§4.6). ``pip`` is always
+  there, so it never falls through to a shared installation's pip further down PATH;
+* its own editable installs first: setuptools' flat-layout editable finders are moved ahead of the
+  path finder, so a regular copy of the same project in the base cannot be imported instead;
+* ``TMPDIR`` / ``TMP`` / ``TEMP`` of its own (pytest's ``tmp_path`` roots, pip build directories);
+* a check after its setup that nothing was installed into the base's site directories (an install
+  that escaped the layer some other way makes the hypothesis ``error`` instead of a wrong verdict).
+
+Everything lives below one private scratch directory per run (under ``$RUNNER_TEMP`` or the system
+temp dir); a hypothesis' directory is removed as soon as it finishes, the scratch directory at the
+end of the run. Download caches (pip's, uv's) are left where the user has them: they are safe to
+share between concurrent installs, an install target is not.
+
+Layers are cheap: the base is probed and a *template* layer is built once per run (one
+``python -m venv --without-pip``); each hypothesis' layer is a copy of the template with its own
+path written in (a dozen small files, about a millisecond on an idle machine; bench/isolation.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import stat
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from runner.engine.process import run_captured
+from runner.engine.worktrees import default_worktree_base
+
+__all__ = [
+    "ISOLATION_MODES",
+    "BaseInterpreter",
+    "EnvironmentPool",
+    "EnvironmentSetupError",
+    "HypothesisEnvironment",
+    "Isolation",
+    "find_base_python",
+    "probe_interpreter",
+]
+
+Isolation = Literal["venv", "none"]
+ISOLATION_MODES: tuple[Isolation, ...] = ("venv", "none")
+
+# Sorts after every name an installer writes ('~' is the last printable ASCII character), so that
+# site.py puts a hypothesis' own editable paths (``__editable__.x.pth``, ``_x.pth``) before the base.
+PARENT_PTH = "~worktree-runner-base.pth"
+# Processed after every other .pth (it sorts after PARENT_PTH too). setuptools' editable install of a
+# flat-layout project appends its finder to sys.meta_path, behind the path finder, so a regular copy
+# of the same package in the base would be imported instead of the hypothesis' worktree: move the
+# editable finders (only the layer's own exist: the base's .pth hooks never run) to the front.
+EDITABLES_FIRST_PTH = "~~worktree-runner-editables-first.pth"
+_EDITABLES_FIRST = (  # one line: site.py runs a .pth line that starts with "import"
+    "import sys; sys.meta_path.sort("
+    "key=lambda f: not str(getattr(f, '__module__', '')).startswith('__editable__'))\n"
+)
+_PROBE_TIMEOUT = 60.0
+_VENV_TIMEOUT = 120.0
+# How a copied console script finds its interpreter: the first ``python`` on PATH, the layer's.
+# ``env`` would pass "python -E" as one word, so scripts with interpreter options go through sh
+# (the trampoline pip itself writes for long paths; its second line is a no-op string to Python).
+_SHEBANG = b"#!/usr/bin/env python\n"
+_SHEBANG_WITH_ARGS = b"#!/bin/sh\n'''exec' python %s \"$0\" \"$@\"\n' '''\n"
+_PIP_FALLBACK = b"""import sys
+try:
+    from pip._internal.cli.main import main
+except ImportError:
+    sys.exit("worktree-runner: no pip in this hypothesis' environment: its base interpreter has none")
+sys.exit(main())
+"""
+# What tells that something was installed into (or removed from) a site directory.
+_INSTALL_MARKS = (".dist-info", ".egg-info", ".egg-link", ".pth")
+_HEAD_BYTES = 512
+
+# Kept compatible with old interpreters (no f-strings, no walrus): it runs in whatever python3 is on PATH.
+_PROBE = r"""
+import json, os, site, sys, sysconfig
+known = []
+if hasattr(site, "getsitepackages"):
+    known.extend(site.getsitepackages())
+if getattr(site, "ENABLE_USER_SITE", False):
+    known.append(site.getusersitepackages())
+norm = set(os.path.normcase(os.path.abspath(p)) for p in known)
+dirs = []
+for p in sys.path:
+    if p and os.path.normcase(os.path.abspath(p)) in norm and os.path.isdir(p) and p not in dirs:
+        dirs.append(p)
+print(json.dumps({
+    "executable": sys.executable,
+    "prefix": sys.prefix,
+    "base_prefix": getattr(sys, "base_prefix", sys.prefix),
+    "version": "%d.%d" % sys.version_info[:2],
+    "site": dirs,
+    "scripts": sysconfig.get_path("scripts"),
+    "base_executable": getattr(sys, "_base_executable", sys.executable),
+    "base_scripts": sysconfig.get_path("scripts", vars={
+        "base": getattr(sys, "base_prefix", sys.prefix),
+        "platbase": getattr(sys, "base_exec_prefix", sys.prefix),
+    }),
+}))
+"""
+
+
+class EnvironmentSetupError(RuntimeError):
+    """A hypothesis' environment could not be made; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class BaseInterpreter:
+    """The interpreter (and environment) hypotheses' layers are made from."""
+
+    executable: str
+    prefix: str
+    base_prefix: str
+    version: str
+    site_dirs: tuple[str, ...]
+    scripts_dir: str
+    # A venv's underlying installation: its pip installs into a shared place too, visible or not.
+    base_executable: str = ""
+    base_scripts_dir: str = ""
+
+    @property
+    def is_venv(self) -> bool:
+        return os.path.realpath(self.prefix) != os.path.realpath(self.base_prefix)
+
+
+def find_base_python(search_path: str | None) -> str:
+    """The job's Python: ``python3`` (else ``python``) on ``search_path``, else the runner's own.
+
+    In the action image the runner lives in a virtualenv of its own that is not on PATH, so this is
+    the image's interpreter (pip, pytest, coverage, nothing of ours); on the command line it is the
+    user's ``python3``.
+    """
+    for name in ("python3", "python"):
+        found = shutil.which(name, path=search_path)
+        if found:
+            return found
+    return sys.executable
+
+
+async def probe_interpreter(python: str, env: Mapping[str, str]) -> BaseInterpreter:
+    """Ask ``python`` (which may be a pyenv shim or a venv's) where it and its packages live."""
+    try:
+        result = await run_captured([python, "-c", _PROBE], cwd=None, env=env, timeout=_PROBE_TIMEOUT)
+    except OSError as exc:
+        raise EnvironmentSetupError(f"cannot run the base interpreter {python}: {exc}") from None
+    if result.returncode != 0:
+        last = result.output.strip().splitlines()[-1:] or [""]
+        raise EnvironmentSetupError(
+            f"the base interpreter {python} exited with code {result.returncode}: {last[0][:200]}"
+        )
+    try:
+        answer = [line for line in result.output.splitlines() if line.startswith("{")]
+        data = json.loads(answer[-1]) if answer else {}
+        return BaseInterpreter(
+            executable=str(data["executable"]), prefix=str(data["prefix"]),
+            base_prefix=str(data["base_prefix"]), version=str(data["version"]),
+            site_dirs=tuple(str(d) for d in data["site"]), scripts_dir=str(data["scripts"] or ""),
+            base_executable=str(data.get("base_executable") or data["executable"]),
+            base_scripts_dir=str(data.get("base_scripts") or ""),
+        )  # fmt: skip
+    except (ValueError, KeyError, TypeError) as exc:
+        raise EnvironmentSetupError(
+            f"the base interpreter {python} does not answer like Python 3: {exc}"
+        ) from None
+
+
+# -- the template layer -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Entry:
+    relpath: str
+    kind: Literal["dir", "link", "file"]
+    data: bytes = b""  # file content with the template path as it was (replaced on copy)
+    target: str = ""  # symlink target
+    mode: int = 0o644
+
+
+@dataclass
+class _Template:
+    path: Path
+    scripts: Path
+    entries: list[_Entry] = field(default_factory=list)
+    watched: tuple[tuple[str, frozenset[str]], ...] = ()
+
+    def instantiate(self, dest: Path) -> None:
+        """Write a copy of the template at ``dest`` with every mention of its path re-pointed."""
+        old, new = os.fsencode(self.path), os.fsencode(dest)
+        dest.mkdir(parents=True)
+        for entry in self.entries:
+            where = dest / entry.relpath
+            if entry.kind == "dir":
+                where.mkdir(parents=True, exist_ok=True)
+            elif entry.kind == "link":
+                target = entry.target.replace(str(self.path), str(dest))
+                os.symlink(target, where)
+            else:
+                data = entry.data.replace(old, new) if old in entry.data else entry.data
+                fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, entry.mode)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+
+
+def _snapshot(root: Path) -> list[_Entry]:
+    entries: list[_Entry] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        for name in sorted(dirnames):
+            full = os.path.join(dirpath, name)
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            if os.path.islink(full):
+                entries.append(_Entry(rel, "link", target=os.readlink(full)))
+            else:
+                entries.append(_Entry(rel, "dir"))
+        dirnames[:] = [d for d in dirnames if not os.path.islink(os.path.join(dirpath, d))]
+        for name in sorted(filenames):
+            full = os.path.join(dirpath, name)
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            if os.path.islink(full):
+                entries.append(_Entry(rel, "link", target=os.readlink(full)))
+            else:
+                with open(full, "rb") as fh:
+                    data = fh.read()
+                entries.append(_Entry(rel, "file", data=data, mode=stat.S_IMODE(os.stat(full).st_mode)))
+    return entries
+
+
+def _shebang_interpreter(head: bytes) -> tuple[str, bytes, bytes] | None:
+    """(interpreter, arguments, rest of the file) of a script that names its interpreter by path.
+
+    Knows the plain ``#!/path/python [args]`` line and the ``/bin/sh`` trampoline pip/distlib write
+    when that path is too long or has spaces. ``#!/usr/bin/env python3`` scripts need no copy: PATH
+    already finds the layer's python first.
+    """
+    if not head.startswith(b"#!"):
+        return None
+    first, _, rest = head.partition(b"\n")
+    words = first[2:].strip().split(None, 1)
+    if not words:
+        return None
+    if words[0] == b"/bin/sh":
+        match = re.match(rb"'''exec' \"?([^\"\n]+?)\"? \"\$0\" \"\$@\"\n' '''\n", rest)
+        if match is None:
+            return None
+        return os.fsdecode(match.group(1)), b"", rest[match.end() :]
+    if words[0].endswith(b"/env"):
+        return None
+    return os.fsdecode(words[0]), words[1] if len(words) > 1 else b"", rest
+
+
+def _in_venv(interpreter: str) -> bool:
+    bindir = os.path.dirname(interpreter)
+    return any(os.path.isfile(os.path.join(d, "pyvenv.cfg")) for d in (bindir, os.path.dirname(bindir)))
+
+
+def _belongs_to(base: BaseInterpreter, interpreter: str) -> bool:
+    """Would a script with this interpreter run in (and install into) a shared environment of the base?
+
+    That is the base's own ``bin/python*``, and its underlying installation's interpreter wherever it is
+    reached without a virtualenv (``/usr/bin/pip`` of the base's ``/usr/bin/python3``). The same binary
+    in *another* virtualenv is another environment: its programs are left alone.
+    """
+    if not os.path.basename(interpreter).startswith("python"):
+        return False
+    if os.path.normpath(os.path.dirname(interpreter)) == os.path.normpath(base.scripts_dir):
+        return True
+    for candidate in {base.executable, base.base_executable} - {""}:
+        try:
+            if os.path.samefile(interpreter, candidate) and not _in_venv(interpreter):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _copy_scripts(base: BaseInterpreter, shims: Path, search_path: str | None) -> None:
+    """Copy every console script of the base environment into ``shims``, run by the ``python`` on PATH.
+
+    ``shims`` is shared by the run's layers and put on PATH right after a layer's ``bin``, whose
+    ``python`` is what ``#!/usr/bin/env python`` then finds: ``pytest`` runs in the hypothesis'
+    layer and ``pip`` installs into it, and a layer needs no script copies of its own (its own
+    installs still come first, from its ``bin``). The base's scripts directory is read first
+    (pyenv's shims are bash scripts that would run the base's ``pytest``); then PATH, in order,
+    where the first program of a name is the one a command runs, so only that one is considered.
+    """
+    taken: set[str] = set()
+    dirs = [d for d in (base.scripts_dir, base.base_scripts_dir) if d]
+    first_path_entry = len(dirs)
+    dirs += [d for d in (search_path or "").split(os.pathsep) if d]
+    seen_dirs: set[str] = set()
+    for index, directory in enumerate(dirs):
+        real = os.path.realpath(directory)
+        if real in seen_dirs:
+            continue
+        seen_dirs.add(real)
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError:
+            continue
+        for name in names:
+            if name in taken or name.startswith(("python", "activate", "Activate")):
+                continue
+            full = os.path.join(directory, name)
+            try:
+                if not os.path.isfile(full) or not os.access(full, os.X_OK):
+                    continue
+                with open(full, "rb") as fh:
+                    parsed = _shebang_interpreter(fh.read(_HEAD_BYTES))
+                    if parsed is None or not _belongs_to(base, parsed[0]):
+                        if index >= first_path_entry:  # on PATH: this name is someone else's program
+                            taken.add(name)
+                        continue
+                    rest = parsed[2] + fh.read()
+            except OSError:
+                continue
+            taken.add(name)
+            fd = os.open(shims / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o755)
+            with os.fdopen(fd, "wb") as out:
+                out.write(_SHEBANG_WITH_ARGS % parsed[1] if parsed[1] else _SHEBANG)
+                out.write(rest)
+    # `pip` must never fall through to PATH (a pyenv shim, /usr/bin/pip of another interpreter, ...):
+    # whatever it finds there installs into a shared environment. Without a pip script in the base,
+    # the layer's own pip module (the base's, if it has one) answers, or a clear error.
+    for name in ("pip", "pip3", f"pip{base.version}"):
+        if not (shims / name).exists():
+            fd = os.open(shims / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o755)
+            with os.fdopen(fd, "wb") as out:
+                out.write(_SHEBANG + _PIP_FALLBACK)
+
+
+def _site_packages(venv: Path) -> Path:
+    found = [p for p in venv.glob("lib*/python*/site-packages") if not p.parent.parent.is_symlink()]
+    if len(found) != 1:
+        raise EnvironmentSetupError(f"cannot find the site-packages directory of {venv}")
+    return found[0]
+
+
+async def _build_template(root: Path, python: str, env: Mapping[str, str]) -> _Template:
+    base = await probe_interpreter(python, env)
+    path = root / "template"
+    result = await run_captured(
+        [base.executable, "-m", "venv", "--without-pip", str(path)], cwd=None, env=env, timeout=_VENV_TIMEOUT
+    )
+    if result.returncode != 0:
+        lines = result.output.strip().splitlines()
+        detail = lines[-1] if lines else f"exit code {result.returncode}"
+        raise EnvironmentSetupError(f"cannot make a virtualenv with {base.executable}: {detail}")
+
+    def finish() -> _Template:
+        for activate in (path / "bin").glob("[Aa]ctivate*"):
+            activate.unlink()  # nobody activates a layer: its PATH and VIRTUAL_ENV are set for it
+        site_packages = _site_packages(path)
+        (site_packages / PARENT_PTH).write_text("".join(d + "\n" for d in base.site_dirs), encoding="utf-8")
+        (site_packages / EDITABLES_FIRST_PTH).write_text(_EDITABLES_FIRST, encoding="utf-8")
+        shims = root / "scripts"
+        shims.mkdir()
+        _copy_scripts(base, shims, env.get("PATH"))
+        watched = tuple((d, _installed(d)) for d in base.site_dirs)
+        return _Template(path, shims, _snapshot(path), watched)
+
+    # On the loop, not in a thread: once per run, and the executor keeps no threads (one per child or
+    # a pool) besides the loop's own.
+    return finish()
+
+
+# -- per hypothesis -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HypothesisEnvironment:
+    """Where one hypothesis' commands run: its layer (None with ``isolation: none``) and temp dir."""
+
+    venv: Path | None = None
+    tmp: Path | None = None
+    scripts: Path | None = None  # the base's console scripts, shared by the run's layers
+    # The base's site directories and what was installed in them when the run started.
+    watched: tuple[tuple[str, frozenset[str]], ...] = ()
+
+    @property
+    def python(self) -> str | None:
+        return str(self.venv / "bin" / "python") if self.venv is not None else None
+
+    def apply(self, env: Mapping[str, str]) -> dict[str, str]:
+        """``env`` with the layer first on PATH and the private temp dir."""
+        out = dict(env)
+        if self.venv is not None:
+            first = [str(self.venv / "bin")] + ([str(self.scripts)] if self.scripts is not None else [])
+            out["PATH"] = os.pathsep.join([*first, out.get("PATH", os.defpath)])
+            out["VIRTUAL_ENV"] = str(self.venv)
+            out.pop("PYTHONHOME", None)  # it would point the layer's python at another stdlib
+            out.setdefault("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+        if self.tmp is not None:
+            for name in ("TMPDIR", "TMP", "TEMP"):
+                out[name] = str(self.tmp)
+        return out
+
+    def base_changed(self) -> str | None:
+        """Why the base environment no longer looks as it did (something installed into it), or None.
+
+        A last line of defence after a setup: an install that escaped the layer (a script by an
+        absolute path, an unusual installer) must not let hypotheses pass with each other's code.
+        """
+        for directory, before in self.watched:
+            now = _installed(directory)
+            if now != before:
+                changed = sorted(now ^ before)
+                return (
+                    f"the shared environment {directory} changed during setup ({', '.join(changed[:3])}): "
+                    "something installed outside the hypothesis' own environment"
+                )
+        return None
+
+
+def _installed(directory: str) -> frozenset[str]:
+    try:
+        return frozenset(n for n in os.listdir(directory) if n.endswith(_INSTALL_MARKS))
+    except OSError:
+        return frozenset()
+
+
+def _force_rmtree(path: Path) -> None:
+    """Remove ``path`` even if a test left read-only directories behind in it."""
+
+    def fix(func: object, name: str, exc: object) -> None:
+        parent = os.path.dirname(name)
+        with contextlib.suppress(OSError):
+            os.chmod(parent, 0o700)
+            if os.path.isdir(name) and not os.path.islink(name):
+                os.chmod(name, 0o700)
+                shutil.rmtree(name, ignore_errors=True)
+            else:
+                os.unlink(name)
+
+    if path.exists() or path.is_symlink():
+        shutil.rmtree(path, onerror=fix)  # onexc would need 3.12
+
+
+async def _remove(path: Path) -> None:
+    """``rm -rf`` off the loop (a layer an install filled can hold thousands of files), then make sure."""
+    with contextlib.suppress(OSError):
+        await run_captured(["rm", "-rf", "--", str(path)], cwd=None, env={"PATH": os.defpath}, timeout=300)
+    _force_rmtree(path)  # what rm could not remove (read-only directories a test left behind)
+
+
+class EnvironmentPool:
+    """The environments of one run: a private scratch directory, one template per base interpreter."""
+
+    def __init__(self, isolation: Isolation = "venv", *, base_dir: Path | None = None) -> None:
+        self.isolation: Isolation = isolation
+        self._base_dir = base_dir
+        self.root: Path | None = None
+        self._templates: dict[str, asyncio.Task[_Template]] = {}
+
+    def _root(self) -> Path:
+        if self.root is None:
+            base = self._base_dir or default_worktree_base()
+            self.root = Path(tempfile.mkdtemp(prefix="worktree-runner-env-", dir=base))
+        return self.root
+
+    async def _template(self, env: Mapping[str, str]) -> _Template:
+        search_path = env.get("PATH")
+        python = find_base_python(search_path)
+        key = f"{python}\0{search_path}"
+        task = self._templates.get(key)
+        if task is None:
+            root = self._root() / f"t{len(self._templates)}"
+            root.mkdir()
+            task = asyncio.ensure_future(_build_template(root, python, env))
+            self._templates[key] = task
+        # One build serves every hypothesis; a hypothesis cancelled while waiting must not cancel it.
+        return await asyncio.shield(task)
+
+    @contextlib.asynccontextmanager
+    async def environment(self, index: int, env: Mapping[str, str]) -> AsyncIterator[HypothesisEnvironment]:
+        """The environment of hypothesis ``index`` (``env``: its variables, for PATH), removed on exit."""
+        if self.isolation == "none":
+            yield HypothesisEnvironment()
+            return
+        try:
+            template = await self._template(env)
+        except EnvironmentSetupError as exc:
+            raise EnvironmentSetupError(
+                f"{exc} (isolation: none runs without an environment of its own)"
+            ) from None
+        home = self._root() / f"{index:03d}"
+        environment = HypothesisEnvironment(
+            venv=home / "venv", tmp=home / "tmp", scripts=template.scripts, watched=template.watched
+        )
+
+        def make() -> None:
+            home.mkdir()
+            template.instantiate(home / "venv")
+            (home / "tmp").mkdir()
+
+        try:
+            try:
+                make()  # a dozen small files: cheaper than handing them to a thread
+            except OSError as exc:
+                raise EnvironmentSetupError(
+                    f"cannot make the hypothesis' environment in {home}: {exc}"
+                ) from None
+            yield environment
+        finally:
+            await asyncio.shield(_remove(home))
+
+    async def close(self) -> None:
+        """Remove the scratch directory (templates and anything left). Safe to call twice."""
+        for task in self._templates.values():
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*self._templates.values(), return_exceptions=True)
+        self._templates.clear()
+        if self.root is not None:
+            root, self.root = self.root, None
+            await _remove(root)
