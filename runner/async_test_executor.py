@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runner.config import ExecutionSettings, Hypothesis, Status, TestExecutionResult
+from runner.engine import per_test
 from runner.engine.aio import run_sync
 from runner.engine.gitutil import git_env
 from runner.engine.naming import display_name, safe_name
@@ -286,7 +287,7 @@ class AsyncTestExecutor:
             async with item.worktree() as worktree:
                 commit = worktree.commit
                 started = time.monotonic()  # checkout time is not the hypothesis' duration
-                outcome, stage = await self._run_commands(item, worktree, log_path)
+                outcome, stage, test_run = await self._run_commands(item, worktree, log_path)
         except WorktreeError as exc:
             return TestExecutionResult(
                 name=hyp.name, status=Status.ERROR, ref=ref, commit=commit, error=str(exc),
@@ -304,14 +305,18 @@ class AsyncTestExecutor:
             return result.model_copy(update={"commit": commit})
         duration = round(time.monotonic() - started, 3)
         status, error = _classify(outcome, stage, self.config.timeout_for(hyp))
+        tests = None
+        if test_run is not None:
+            status, error = per_test_status(status, error, test_run)
+            tests = per_test.to_json(test_run)
         return TestExecutionResult(
             name=hyp.name, status=status, exit_code=outcome.exit_code, duration_s=duration, ref=ref,
-            commit=commit, log_path=str(log_path), output_tail=read_tail(log_path), error=error,
+            commit=commit, log_path=str(log_path), output_tail=read_tail(log_path), error=error, tests=tests,
         )  # fmt: skip
 
     async def _run_commands(
         self, item: WorkItem, worktree: Worktree, log_path: Path
-    ) -> tuple[CommandOutcome, str]:
+    ) -> tuple[CommandOutcome, str, per_test.TestRun | None]:
         hyp = item.hypothesis
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.timeout_for(hyp)
@@ -323,24 +328,59 @@ class AsyncTestExecutor:
                 command = self.config.command_for(hyp)
                 setup = self.config.setup_for(hyp)
             except ValueError as exc:
-                return CommandOutcome("spawn-error", error=str(exc)), "command"
+                return CommandOutcome("spawn-error", error=str(exc)), "command", None
             stages = [("setup", setup), ("command", command)] if setup else [("command", command)]
             outcome = CommandOutcome("exited", exit_code=0)
             stage = "command"
+            collector = self._per_test_collector(hyp, worktree, log_path)
             for name, argv in stages:
                 if argv is None:
                     continue
                 stage = name
+                stage_env = collector.command_env(env) if name == "command" and collector else env
                 os.write(fd, f"+ {_quote(argv)}\n".encode())
                 outcome = await run_in_group(
-                    argv, cwd=worktree.path, env=env, log_fd=fd, deadline=deadline,
+                    argv, cwd=worktree.path, env=stage_env, log_fd=fd, deadline=deadline,
                     grace=self.config.kill_grace, token=token,
                 )  # fmt: skip
+                if name == "command" and collector and outcome.exit_code == 4:
+                    fallback = collector.fallback_env()
+                    if fallback is not None and per_test.plugin_failed_to_load(read_tail(log_path).encode()):
+                        # Something between us and pytest dropped PYTHONPATH: run as if we never asked.
+                        os.write(fd, b"+ (again, without the per-test result plugin, which could not load)\n")
+                        collector = None
+                        outcome = await run_in_group(
+                            argv, cwd=worktree.path, env=fallback, log_fd=fd, deadline=deadline,
+                            grace=self.config.kill_grace, token=token,
+                        )  # fmt: skip
                 if outcome.kind != "exited" or outcome.exit_code != 0:
                     break
-            return outcome, stage
+            test_run = None
+            if collector is not None and stage == "command" and outcome.kind == "exited":
+
+                async def rerun(rerun_env: dict[str, str], label: str) -> CommandOutcome:
+                    os.write(fd, f"+ ({label}) {_quote(command)}\n".encode())
+                    return await run_in_group(
+                        command, cwd=worktree.path, env=rerun_env, log_fd=fd, deadline=deadline,
+                        grace=self.config.kill_grace, token=token,
+                    )  # fmt: skip
+
+                test_run = await collector.finish(rerun, time_left=lambda: deadline - loop.time())
+            return outcome, stage, test_run
         finally:
             os.close(fd)
+
+    def _per_test_collector(
+        self, hyp: Hypothesis, worktree: Worktree, log_path: Path
+    ) -> per_test.PerTestCollector | None:
+        """Per-test collection for this hypothesis, or None (``per-test: false`` and no ``junit``)."""
+        junit = self.config.junit_for(hyp)
+        if junit is None and not self.config.per_test:
+            return None
+        return per_test.PerTestCollector(
+            worktree=worktree.path, workdir=log_path.with_suffix(".tests"), junit=junit,
+            pytest_plugin=self.config.per_test, reruns=self.config.reruns,
+        )  # fmt: skip
 
 
 def _given(hypothesis: Hypothesis, tree: str | os.PathLike[str] | Worktree) -> WorktreeProvider:
@@ -380,3 +420,11 @@ def _classify(outcome: CommandOutcome, stage: str, timeout: float) -> tuple[Stat
             name = f"signal {-code}"
         return Status.FAILED, f"killed by {name}"
     return Status.FAILED, f"exit code {code}"
+
+
+def per_test_status(status: Status, error: str | None, run: per_test.TestRun) -> tuple[Status, str | None]:
+    """A failed hypothesis whose every failing test passed on a re-run is ``passed`` (flaky, not broken)."""
+    failing = run.failing_ids()
+    if status is Status.FAILED and failing and all(i in run.flaky for i in failing):
+        return Status.PASSED, f"{error}; all {len(failing)} failing test(s) passed when re-run (flaky)"
+    return status, error

@@ -103,6 +103,17 @@ def _check_env(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def _check_junit_path(pattern: str) -> str:
+    from pathlib import PurePosixPath
+
+    if not pattern.strip() or "\x00" in pattern:
+        raise ValueError("junit path is empty")
+    posix = PurePosixPath(pattern)
+    if posix.is_absolute() or pattern.startswith("\\") or ".." in posix.parts:
+        raise ValueError(f"junit path {pattern!r} must be relative to the worktree and stay inside it")
+    return pattern
+
+
 EnvMapping = dict[str, Annotated[str, Field(coerce_numbers_to_str=True)]]
 
 
@@ -131,6 +142,15 @@ class _CommandFields(_Model):
     @classmethod
     def _env(cls, v: dict[str, str]) -> dict[str, str]:
         return _check_env(v)
+
+    # Per-test outcomes from JUnit XML the command writes (a path or glob inside the worktree) instead
+    # of the injected pytest plugin.
+    junit: str | None = None
+
+    @field_validator("junit")
+    @classmethod
+    def _junit(cls, v: str | None) -> str | None:
+        return None if v is None else _check_junit_path(v)
 
 
 class Hypothesis(_CommandFields):
@@ -198,6 +218,15 @@ class ExecutionSettings(_CommandFields):
     # Seconds between SIGTERM and SIGKILL when a hypothesis is stopped. Short, because on GitHub the
     # whole cancellation (children, worktrees, partial outputs) must fit in the runner's 7.5 s.
     kill_grace: float = Field(default=2.0, ge=0, le=60, alias="kill-grace")
+    # Per-test verdicts (runner.engine.per_test, runner.report.grading): the hypothesis the others are
+    # compared with (default: the first whose ref is HEAD), re-runs of each failing test id in fresh
+    # processes, and whether our pytest result plugin is loaded into the commands at all.
+    baseline: str | None = None
+    reruns: int = Field(default=2, ge=0, le=20)
+    per_test: bool = Field(default=True, alias="per-test")
+
+    def junit_for(self, hypothesis: Hypothesis) -> str | None:
+        return hypothesis.junit if hypothesis.junit is not None else self.junit
 
     def command_for(self, hypothesis: Hypothesis) -> list[str]:
         spec = hypothesis.command if hypothesis.command is not None else self.command
@@ -230,7 +259,15 @@ class RunnerConfig(ExecutionSettings):
                 raise _LocatedError(
                     f"hypotheses[{i}].command", "no command here and no top-level 'command' to inherit"
                 )
+        if self.baseline is not None and self.baseline not in seen:
+            raise _LocatedError("baseline", f"no hypothesis is named {self.baseline!r}")
         return self
+
+    def baseline_name(self) -> str | None:
+        """``baseline``, else the first hypothesis whose ref is ``HEAD``, else None."""
+        if self.baseline is not None:
+            return self.baseline
+        return next((h.name for h in self.hypotheses if h.ref == "HEAD"), None)
 
 
 class _LocatedError(ValueError):
@@ -353,6 +390,8 @@ class TestExecutionResult(BaseModel):
     log_path: str | None = None
     output_tail: str = ""
     error: str | None = None
+    # Per-test outcomes and their grading against the baseline (absent without per-test data).
+    tests: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:

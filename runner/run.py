@@ -16,6 +16,7 @@ from runner.config import ConfigError, RunnerConfig, Status
 from runner.engine import signals
 from runner.engine.scheduling import load_durations
 from runner.engine.worktrees import WorktreeError, WorktreeManager, default_worktree_base
+from runner.report.grading import grade_results
 from runner.report.results import RunReport, write_junit, write_results_json
 from runner.report.sharding import ShardPlan, ShardSpec, plan_shard
 
@@ -115,12 +116,16 @@ async def run_config_async(
         finally:
             await asyncio.shield(manager.close())
     stopped = executor.stopped if any(r.status is Status.CANCELLED for r in results) else None
+    baseline = config.baseline_name()
+    results = grade_results(results, baseline)
     report = RunReport(
         results=results,
         succeed_if=config.succeed_if,
         duration_s=time.monotonic() - started,
         cancelled_by=stopped,
     )
+    if baseline is not None and any(r.tests is not None for r in results):
+        report.extra["baseline"] = baseline
     if options.handle_signals and signals.first_signal():
         report.extra["signal"] = signals.first_signal()
     report.extra["logs_dir"] = _shown_path(logs_dir, options.paths_relative_to)
@@ -163,6 +168,8 @@ def execute(
     ``before_run`` is called once every input has been checked and before anything is created.
     """
     durations = check_inputs(config, options, source=source)
+    # Settle the default baseline on the whole configuration: a shard may not hold it.
+    config = config.model_copy(update={"baseline": config.baseline_name()})
     plan = None
     if options.shard is not None:
         config, plan = select_shard(config, options.shard, durations)
