@@ -343,9 +343,9 @@ class AsyncTestExecutor:
                     argv, cwd=worktree.path, env=stage_env, log_fd=fd, deadline=deadline,
                     grace=self.config.kill_grace, token=token,
                 )  # fmt: skip
-                if name == "command" and collector and outcome.exit_code == 4:
-                    fallback = collector.fallback_env()
-                    if fallback is not None and per_test.plugin_failed_to_load(read_tail(log_path).encode()):
+                if name == "command" and collector and outcome.kind == "exited" and outcome.exit_code:
+                    fallback = collector.fallback_env(read_tail(log_path))
+                    if fallback is not None:
                         # Something between us and pytest dropped PYTHONPATH: run as if we never asked.
                         os.write(fd, b"+ (again, without the per-test result plugin, which could not load)\n")
                         collector = None

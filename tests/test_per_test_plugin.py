@@ -99,7 +99,11 @@ def _write(root: Path, files: dict[str, str]) -> None:
 
 
 def _run(
-    tmp_path: Path, project: Path, *args: str, env_extra: dict[str, str] | None = None, cwd: Path | None = None
+    tmp_path: Path,
+    project: Path,
+    *args: str,
+    env_extra: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> tuple[
     subprocess.CompletedProcess[str], dict[str, per_test.TestOutcome] | None, Path
 ]:

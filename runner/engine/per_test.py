@@ -141,7 +141,7 @@ def only_env(env: Mapping[str, str], ids_file: Path) -> dict[str, str]:
 
 
 def plugin_failed_to_load(log_tail: bytes) -> bool:
-    """pytest exits 4 with ``Error importing plugin "worktree_runner_results"`` when a tool in between
+    """pytest fails with ``Error importing plugin "worktree_runner_results"`` when a tool in between
     (tox, a wrapper) passes ``PYTEST_PLUGINS`` but drops ``PYTHONPATH``."""
     return bool(_PLUGIN_IMPORT_ERROR.search(log_tail))
 
@@ -303,9 +303,12 @@ class PerTestCollector:
             self._env = dict(env)
         return self._env
 
-    def fallback_env(self) -> dict[str, str] | None:
-        """The environment without the plugin, when the plugin could not be imported (else None)."""
-        if not self.pytest_plugin or self._env is None:
+    def fallback_env(self, log_tail: str) -> dict[str, str] | None:
+        """The environment without the plugin when the failed command's log says pytest could not import
+        it and no session wrote results (else None)."""
+        if not self.pytest_plugin or self._env is None or self.results_file.exists():
+            return None
+        if not plugin_failed_to_load(log_tail.encode("utf-8", "replace")):
             return None
         return without_report_env(self._env, self.plugin_dir)
 

@@ -136,7 +136,8 @@ _GRADABLE = frozenset({Status.PASSED, Status.FAILED})
 
 def best_by_tests(results: Sequence[TestExecutionResult], baseline: str | None) -> str | None:
     """The hypothesis that breaks nothing, fixes most, fails fewest, has fewest flaky tests, then is
-    fastest (configuration order breaks ties); ``None`` when no hypothesis other than the baseline was graded against it."""
+    fastest (configuration order breaks ties); ``None`` when no hypothesis other than the baseline
+    was graded against it."""
     candidates = [
         r for r in results
         if r.name != baseline and r.status in _GRADABLE and r.tests is not None and "fail_to_pass" in r.tests
