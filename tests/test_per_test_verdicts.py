@@ -297,3 +297,32 @@ def test_cli_runs_the_scenario_and_writes_consistent_files(tmp_path: Path) -> No
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["best"] == "right" and doc["baseline"] == "base"
     assert "best: right" in proc.stderr
+
+
+def test_merge_of_shards_grades_against_the_baseline_of_another_shard(tmp_path: Path) -> None:
+    from runner.report.merge import merge_files
+    from runner.report.sharding import parse_shard
+    from runner.run import execute
+
+    repo = make_six_repo(tmp_path / "repo")
+    config = parse_config({
+        "command": PYTEST,
+        "hypotheses": [{"name": "base", "ref": "HEAD"}, {"name": "breaks", "ref": "fix/breaks-other"},
+                       {"name": "right, flaky", "ref": "fix/flaky"}],
+    })  # fmt: skip
+    files = []
+    for k in (1, 2):
+        out = tmp_path / f"shard-{k}.json"
+        shard = parse_shard(f"{k}/2")
+        execute(config, RunOptions(repo=repo, worktree_base=tmp_path, results_json=out, shard=shard))
+        files.append(out)
+    shard2 = json.loads(files[1].read_text())
+    assert [r["name"] for r in shard2["results"]] == ["breaks"]  # round-robin: the baseline is in shard 1
+    assert shard2["baseline"] == "base" and "fail_to_pass" not in shard2["results"][0]["tests"]
+    merged = merge_files(files, source="FILES")
+    results = _by_name(merged)
+    assert merged.extra["baseline"] == "base" and merged.best == "right, flaky"
+    assert results["breaks"]["tests"]["pass_to_fail"] == ["test_six.py::test_unichr"]
+    assert results["breaks"]["tests"]["fail_to_pass"] == REGRESSED_TESTS
+    assert results["right, flaky"]["tests"]["flaky"] == ["test_six.py::test_unichr"]
+    assert results["right, flaky"]["status"] == "passed"
