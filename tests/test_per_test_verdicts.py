@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from runner.report.grading import LIST_CAP, grade_results
 from runner.report.results import write_junit, write_results_json
 
 from .conftest import REPO_ROOT, git
-from .per_test_support import REGRESSED_TESTS, make_six_repo
+from .per_test_support import REGRESSED_TESTS, SDIST, make_six_repo
 
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
 
@@ -326,3 +327,71 @@ def test_merge_of_shards_grades_against_the_baseline_of_another_shard(tmp_path: 
     assert results["breaks"]["tests"]["fail_to_pass"] == REGRESSED_TESTS
     assert results["right, flaky"]["tests"]["flaky"] == ["test_six.py::test_unichr"]
     assert results["right, flaky"]["status"] == "passed"
+
+
+def test_summary_has_verdict_columns_and_the_differing_tests(six_run: tuple[RunReport, Path]) -> None:
+    from runner.github.summary import render_summary
+
+    report, _ = six_run
+    doc = report.to_dict()
+    text = render_summary(doc)
+    assert "| Status | Hypothesis | Ref @ commit | Duration | Exit code | Fixed | Broken | Flaky |" in text
+    row = next(line for line in text.splitlines() if "breaks another" in line and line.startswith("| ❌"))
+    assert row.endswith("| 3 | 1 | 0 |")
+    rows = [line for line in text.splitlines() if line.startswith("| ✅")]
+    row = next(line for line in rows if "right fix, flaky test" in line)
+    assert row.endswith("| 3 | 0 | 1 |")
+    assert "<details><summary>Tests whose outcome differs across hypotheses (5)</summary>" in text
+    # Baseline first; test_unichr is broken by one hypothesis, flaky in another: listed first.
+    table = text.split("(5)</summary>", 1)[1].split("</details>", 1)[0]
+    lines = [line for line in table.splitlines() if line.startswith("| test")]
+    assert lines[0].startswith("| test\\_six.py::test\\_unichr | ✅ | ✅ | ✅ | ❌ | 🔁 | ✅ |")
+    names = ("unichr", "bytesiter", "int2byte", "byte2int", "bytesindex")
+    assert {line.split(" |")[0] for line in lines} == {f"| test\\_six.py::test\\_{n}" for n in names}
+    # A PR comment (characters) and a tiny budget still fit.
+    assert len(render_summary(doc, max_chars=4000)) <= 4000
+
+
+def test_differing_tests_stay_within_the_budget() -> None:
+    from runner.github.summary import SUMMARY_TARGET_BYTES, render_summary
+
+    outcomes = {f"tests/test_{i:05d}.py::test_x[{'p' * 50}]": "failed" for i in range(20_000)}
+    doc = {
+        "schema": 1, "conclusion": "failure", "baseline": "b", "results": [
+            {"name": "b", "status": "failed", "tests": {"outcomes": outcomes}},
+            {"name": "h", "status": "passed", "tests": {
+                "outcomes": dict.fromkeys(outcomes, "passed"), "fail_to_pass": [],
+                "truncated": {"fail_to_pass": 20_000},
+            }},
+        ],
+    }  # fmt: skip
+    text = render_summary(doc)
+    assert len(text.encode()) <= SUMMARY_TARGET_BYTES
+    assert "of 20000 tests shown" in text
+    assert "| 20000 | — | — |" in text  # the full count, not the capped list's length
+
+
+def test_annotations_point_at_each_broken_test(six_run: tuple[RunReport, Path], tmp_path: Path) -> None:
+    import io
+
+    from runner.action.reporting import _annotate_broken_tests, _compact_results
+    from runner.github import ActionsLog, AnnotationBudget
+
+    report, _ = six_run
+    stream = io.StringIO()
+    budget = AnnotationBudget(ActionsLog(stream), workspace=str(tmp_path))
+    _annotate_broken_tests(report, budget, "repo")
+    lines = stream.getvalue().splitlines()
+    with tarfile.open(SDIST) as tar:
+        source = tar.extractfile("six-1.17.0/test_six.py")
+        assert source is not None
+        line_no = source.read().decode().splitlines().index("def test_unichr():") + 1
+    assert len(lines) == 1
+    assert lines[0].startswith("::error title=test broken by hypothesis breaks another,")
+    assert f",file=repo/test_six.py,line={line_no}::" in lines[0]
+    assert "test_six.py::test_unichr" in lines[0]
+    compact = json.loads(_compact_results(report))
+    by_name = {r["name"]: r for r in compact["results"]}
+    assert by_name["breaks another"]["tests"]["pass_to_fail"] == 1
+    assert by_name["right fix"]["tests"]["fail_to_pass"] == 3
+    assert "outcomes" not in json.dumps(compact)
