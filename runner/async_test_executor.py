@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runner.config import ExecutionSettings, Hypothesis, Status, TestExecutionResult
-from runner.engine import per_test
+from runner.engine import per_test, result_cache
 from runner.engine.aio import run_sync
 from runner.engine.gitutil import git_env
 from runner.engine.naming import display_name, safe_name
 from runner.engine.process import TASK_ENV, CommandOutcome, kill_marked, run_in_group, without_secrets
+from runner.engine.result_cache import ResultCache
 from runner.engine.scheduling import order_by_expected_duration
 from runner.engine.worktrees import Worktree, WorktreeError
 
@@ -92,6 +93,7 @@ class AsyncTestExecutor:
         logs_dir: str | os.PathLike[str] | None = None,
         progress: ProgressCallback | None = None,
         durations: Mapping[str, float] | None = None,
+        cache: ResultCache | None = None,
     ) -> None:
         self.config = (
             config
@@ -107,6 +109,7 @@ class AsyncTestExecutor:
         self._running: set[asyncio.Task[TestExecutionResult]] = set()
         self._base_env: dict[str, str] | None = None
         self._logs_ready = False
+        self.cache = cache
 
     # -- public API -----------------------------------------------------------------------
 
@@ -287,6 +290,11 @@ class AsyncTestExecutor:
             async with item.worktree() as worktree:
                 commit = worktree.commit
                 started = time.monotonic()  # checkout time is not the hypothesis' duration
+                cache_key = await self._cache_key(hyp, worktree) if self.cache is not None else None
+                hit = self.cache.get(cache_key) if self.cache is not None and cache_key else None
+                cached = self._cached_result(hit, hyp, ref, commit, log_path) if hit is not None else None
+                if cached is not None:
+                    return cached
                 outcome, stage, test_run = await self._run_commands(item, worktree, log_path)
         except WorktreeError as exc:
             return TestExecutionResult(
@@ -309,10 +317,42 @@ class AsyncTestExecutor:
         if test_run is not None:
             status, error = per_test_status(status, error, test_run)
             tests = per_test.to_json(test_run)
-        return TestExecutionResult(
+        result = TestExecutionResult(
             name=hyp.name, status=status, exit_code=outcome.exit_code, duration_s=duration, ref=ref,
             commit=commit, log_path=str(log_path), output_tail=read_tail(log_path), error=error, tests=tests,
         )  # fmt: skip
+        if self.cache is not None and cache_key:
+            self.cache.put(cache_key, result.model_dump(mode="json", exclude={"name", "ref", "log_path"}))
+        return result
+
+    async def _cache_key(self, hyp: Hypothesis, worktree: Worktree) -> str | None:
+        """The result-cache key of this hypothesis in this worktree (None: no tree id, no caching)."""
+        assert self.cache is not None
+        tree = await result_cache.tree_id(worktree.path)
+        if tree is None:
+            return None
+        try:
+            command, setup = self.config.command_for(hyp), self.config.setup_for(hyp)
+        except ValueError:
+            return None
+        settings = {
+            "env": {**self.config.env, **hyp.env}, "timeout": self.config.timeout_for(hyp),
+            "junit": self.config.junit_for(hyp), "per_test": self.config.per_test,
+            "reruns": self.config.reruns,
+        }  # fmt: skip
+        return self.cache.key(tree, command=command, setup=setup, settings=settings)
+
+    def _cached_result(
+        self, hit: dict[str, Any], hyp: Hypothesis, ref: str | None, commit: str | None, log_path: Path
+    ) -> TestExecutionResult | None:
+        """The cached result as this hypothesis' (None: an entry this version cannot read; run instead)."""
+        try:
+            here = {"name": hyp.name, "ref": ref, "commit": commit, "log_path": str(log_path), "cached": True}
+            result = TestExecutionResult.model_validate({**hit, **here})
+        except ValueError:
+            return None
+        log_path.write_text(f"(cached result: not run again)\n{result.output_tail}", encoding="utf-8")
+        return result
 
     async def _run_commands(
         self, item: WorkItem, worktree: Worktree, log_path: Path

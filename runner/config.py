@@ -392,6 +392,8 @@ class TestExecutionResult(BaseModel):
     error: str | None = None
     # Per-test outcomes and their grading against the baseline (absent without per-test data).
     tests: dict[str, Any] | None = None
+    # True when the result came from the result cache (``cache-dir``) instead of a run.
+    cached: bool | None = None
 
     @property
     def passed(self) -> bool:

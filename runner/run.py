@@ -14,6 +14,7 @@ from pathlib import Path
 from runner.async_test_executor import AsyncTestExecutor, ProgressCallback, WorkItem
 from runner.config import ConfigError, RunnerConfig, Status
 from runner.engine import signals
+from runner.engine.result_cache import ResultCache
 from runner.engine.scheduling import load_durations
 from runner.engine.worktrees import WorktreeError, WorktreeManager, default_worktree_base
 from runner.report.grading import grade_results
@@ -65,6 +66,8 @@ class RunOptions:
     paths_relative_to: Path | None = None
     # Run only this shard of the hypotheses (``execute`` selects it; the report records ``shard``).
     shard: ShardSpec | None = None
+    # The result cache (``cache-dir`` / ``--cache-dir``); None: every hypothesis runs.
+    cache_dir: Path | None = None
 
 
 def check_inputs(config: RunnerConfig, options: RunOptions, *, source: str = "config") -> dict[str, float]:
@@ -86,6 +89,8 @@ def check_inputs(config: RunnerConfig, options: RunOptions, *, source: str = "co
     for flag, path in (("--results-json", options.results_json), ("--junit", options.junit)):
         if path is not None and path.is_dir():
             raise ConfigError(f"{path} is a directory, expected a file path", source=flag)
+    if options.cache_dir is not None and options.cache_dir.exists() and not options.cache_dir.is_dir():
+        raise ConfigError(f"{options.cache_dir} is not a directory", source="--cache-dir")
     if options.durations_file is not None:
         return load_durations(options.durations_file)
     return {}
@@ -104,7 +109,9 @@ async def run_config_async(
     logs_dir = options.logs_dir or Path(
         tempfile.mkdtemp(prefix="worktree-runner-logs-", dir=options.worktree_base or default_worktree_base())
     )
-    executor = AsyncTestExecutor(config, logs_dir=logs_dir, progress=options.progress, durations=durations)
+    executor = AsyncTestExecutor(
+        config, logs_dir=logs_dir, progress=options.progress, durations=durations, cache=_cache(options)
+    )
     items = [
         WorkItem(hyp, functools.partial(manager.worktree, hyp, i, patch_root=options.repo.resolve()), i)
         for i, hyp in enumerate(config.hypotheses)
@@ -137,6 +144,12 @@ async def run_config_async(
             for r in report.results
         ]
     return report
+
+
+def _cache(options: RunOptions) -> ResultCache | None:
+    from runner import __version__
+
+    return ResultCache(options.cache_dir, runner_version=__version__) if options.cache_dir else None
 
 
 def _shown_path(path: Path, base: Path | None) -> str:

@@ -240,6 +240,7 @@ class _Entry:
     commit: str | None
     output_tail: str
     error: str | None
+    cached: bool = False  # the result came from the result cache
 
     @classmethod
     def parse(cls, index: int, raw: object) -> _Entry:
@@ -255,6 +256,7 @@ class _Entry:
             commit=_as_str(data.get("commit")),
             output_tail=_as_str(data.get("output_tail")) or "",
             error=_as_str(data.get("error")),
+            cached=data.get("cached") is True,
         )
 
     @property
@@ -283,6 +285,8 @@ def _row(entry: _Entry, best: str | None, verdicts: str = "") -> str:
     name = escape_inline(entry.name)
     if best is not None and entry.name == best:
         name += " ⭐"
+    if entry.cached:
+        name += " (cached)"
     exit_code = str(entry.exit_code) if entry.exit_code is not None else "—"
     return (
         f"| {_status_label(entry.status)} | {name} | {_ref_cell(entry)} | "

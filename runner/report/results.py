@@ -75,8 +75,9 @@ class RunReport:
 
 def _result_dict(result: TestExecutionResult) -> dict[str, Any]:
     data = result.model_dump(mode="json")
-    if data.get("tests") is None:
-        data.pop("tests", None)  # no per-test data: the result looks as it always did
+    for key in ("tests", "cached"):  # additive keys: absent unless there is something to say
+        if data.get(key) is None:
+            data.pop(key, None)
     return data
 
 
