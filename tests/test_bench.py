@@ -78,3 +78,12 @@ def test_nonblocking_quick(agent_server_interpreter: str, tmp_path: Path) -> Non
     assert marked_pids(str(data["server_marker"])) == []
     for table in ("| nonblocking / blocking |", "| ideal max(G,S) / (G+S) |", "| blocking |", "p95"):
         assert table in stdout, table
+
+
+def test_per_test_overhead_quick() -> None:
+    proc = subprocess.run([PY, str(REPO_ROOT / "bench" / "per_test_overhead.py"), "--quick"],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = _last_json(proc.stdout)
+    assert set(data["ratio_vs_exit_code"]) == {"exit-code", "report", "reruns", "cache-hit"}  # type: ignore[arg-type]
+    assert data["best"] == dict.fromkeys(("exit-code", "report", "reruns", "cache-hit"), "right fix")
