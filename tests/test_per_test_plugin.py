@@ -211,14 +211,25 @@ def test_a_pytest_run_inside_a_test_is_not_recorded(tmp_path: Path, project: Pat
     inner = project / "inner"
     _write(inner, {"test_inner.py": "def test_inner_secret():\n    assert False\n"})
     _write(project, {"tests/test_outer.py": f'''
-import subprocess, sys
+import os, subprocess, sys
 def test_outer():
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", {str(inner)!r}])
     assert r.returncode == 1
+
+def test_outer_without_pythonpath():
+    # A test that drops PYTHONPATH but keeps the rest: our plugin must not be asked for.
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", {str(inner)!r}]
+    r = subprocess.run(argv, env=env, capture_output=True, text=True)
+    assert "1 failed" in r.stdout, r.stdout + r.stderr  # it ran its test, not "Error importing plugin"
 '''})  # fmt: skip
     proc, found, _ = _run(tmp_path, project, "tests/test_outer.py")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert _outcomes(found) == {"tests/test_outer.py::test_outer": "passed"}
+    assert _outcomes(found) == {
+        "tests/test_outer.py::test_outer": "passed",
+        "tests/test_outer.py::test_outer_without_pythonpath": "passed",
+    }
 
 
 def test_collection_error_is_an_erroring_module(tmp_path: Path, project: Path) -> None:

@@ -159,3 +159,27 @@ def pytest_configure(config: Any) -> None:
     path = os.environ.get(RESULTS_ENV)
     if path and not worker:
         config.pluginmanager.register(_Recorder(path, prefix), "worktree_runner_recorder")
+        if not only_file:
+            _hide_from_children()
+
+
+def _hide_from_children() -> None:
+    """Take this module out of the environment the tests (and their subprocesses) see.
+
+    A test that starts pytest with ``PYTHONPATH`` removed but ``PYTEST_PLUGINS`` kept would otherwise
+    fail with "Error importing plugin". xdist workers then do not load us, which is fine: they never
+    write. Re-runs (``WORKTREE_RUNNER_ONLY``) keep it, because there the workers must deselect.
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    listed = os.environ.get("PYTEST_PLUGINS", "").split(",")
+    plugins = [p for p in listed if p.strip() and p.strip() != __name__]
+    if plugins:
+        os.environ["PYTEST_PLUGINS"] = ",".join(plugins)
+    else:
+        os.environ.pop("PYTEST_PLUGINS", None)
+    entries = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    paths = [p for p in entries if p and os.path.abspath(p) != here]
+    if paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+    else:
+        os.environ.pop("PYTHONPATH", None)
