@@ -109,3 +109,34 @@ def test_timeouts_are_never_cached(tmp_path: Path) -> None:
         result = run_config(config, options).results[0]
         assert result.status is Status.TIMEOUT and result.cached is None
     assert not list((tmp_path / "cache").rglob("*.json"))
+
+
+def test_action_cache_dir_input_annotations_and_summary(tmp_path: Path, runner_temp: Path) -> None:
+    import yaml
+
+    from .test_action import errors, run_step
+
+    repo = make_six_repo(tmp_path / "repo")
+    hypotheses = [{"name": "base", "ref": "HEAD"}, {"name": "right", "ref": "fix/right"},
+                  {"name": "breaks", "ref": "fix/breaks-other"}]  # fmt: skip
+    inputs = {
+        "hypotheses": yaml.safe_dump(hypotheses), "test-command": " ".join(PYTEST), "max-parallel": "2",
+        "cache-dir": ".wr-cache",
+    }  # fmt: skip
+    first = run_step(repo, tmp_path, inputs, runner_temp)
+    assert first.returncode == 1, first.stderr
+    assert first.outputs["best"] == "right"
+    compact = {r["name"]: r for r in json.loads(first.outputs["results"])["results"]}
+    assert compact["breaks"]["tests"]["pass_to_fail"] == 1 and compact["right"]["tests"]["fail_to_pass"] == 3
+    broken = [c for c in errors(first) if "test broken by hypothesis breaks" in c.properties.get("title", "")]
+    assert len(broken) == 1 and broken[0].properties["file"] == "test_six.py"
+    assert "| Fixed | Broken | Flaky |" in first.summary
+    second = run_step(repo, tmp_path, inputs, runner_temp)
+    assert second.returncode == 1 and second.outputs["best"] == "right"
+    doc = json.loads((repo / ".worktree-runner" / "results.json").read_text())
+    assert [r.get("cached") for r in doc["results"]] == [True, True, True]
+    assert "(cached)" in second.summary
+
+    bad = run_step(repo, tmp_path, {**inputs, "cache-dir": "../elsewhere"}, runner_temp)
+    assert bad.returncode == 2
+    assert len(errors(bad)) == 1 and "cache-dir" in errors(bad)[0].data
