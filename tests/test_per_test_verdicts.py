@@ -395,3 +395,33 @@ def test_annotations_point_at_each_broken_test(six_run: tuple[RunReport, Path], 
     assert by_name["breaks another"]["tests"]["pass_to_fail"] == 1
     assert by_name["right fix"]["tests"]["fail_to_pass"] == 3
     assert "outcomes" not in json.dumps(compact)
+
+
+def test_reruns_share_the_hypothesis_timeout(tmp_path: Path) -> None:
+    """A re-run that outlives the hypothesis' timeout is stopped; the first run's verdicts stand."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "test_slow_rerun.py").write_text(
+        "import os, time\n"
+        "def test_fails_then_hangs():\n"
+        "    if os.path.exists('.ran'):\n"
+        "        time.sleep(600)\n"
+        "    open('.ran', 'w').close()\n"
+        "    assert False\n"
+        "def test_ok():\n"
+        "    pass\n",
+        encoding="utf-8",
+    )
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "slow re-run")
+    config = parse_config({
+        "command": PYTEST, "timeout": 10, "kill-grace": 0, "hypotheses": [{"name": "h", "ref": "HEAD"}],
+    })  # fmt: skip
+    result = run_config(config, RunOptions(repo=repo, worktree_base=tmp_path)).results[0]
+    assert result.status is Status.FAILED and result.exit_code == 1
+    assert result.tests is not None and result.tests["rerun_passed"] == [] and result.tests["reruns"] == 0
+    assert result.tests["outcomes"] == {
+        "test_slow_rerun.py::test_fails_then_hangs": "failed", "test_slow_rerun.py::test_ok": "passed",
+    }  # fmt: skip
+    assert "re-run 1/2 of 1 failing test(s)" in Path(result.log_path or "").read_text()
