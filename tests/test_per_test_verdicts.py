@@ -3,6 +3,7 @@ runner, a command without a report, the plugin-load fallback, re-runs and gradin
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -425,3 +426,17 @@ def test_reruns_share_the_hypothesis_timeout(tmp_path: Path) -> None:
         "test_slow_rerun.py::test_fails_then_hangs": "failed", "test_slow_rerun.py::test_ok": "passed",
     }  # fmt: skip
     assert "re-run 1/2 of 1 failing test(s)" in Path(result.log_path or "").read_text()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("xdist") is None, reason="pytest-xdist is not installed")
+def test_reruns_under_xdist_deselect_in_the_workers(tmp_path: Path) -> None:
+    repo = make_six_repo(tmp_path / "repo")
+    config = parse_config({
+        "command": [*PYTEST, "-n", "2"],
+        "hypotheses": [{"name": "base", "ref": "HEAD"}, {"name": "flaky", "ref": "fix/flaky"}],
+    })  # fmt: skip
+    report = run_config(config, RunOptions(repo=repo, worktree_base=tmp_path))
+    flaky = _by_name(report)["flaky"]
+    assert flaky["status"] == "passed" and flaky["tests"]["flaky"] == ["test_six.py::test_unichr"]
+    assert flaky["tests"]["fail_to_pass"] == REGRESSED_TESTS
+    assert "1 passed" in Path(flaky["log_path"]).read_text().rsplit("re-run 1/2", 1)[1]  # only the listed id
