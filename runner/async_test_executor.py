@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runner.config import ExecutionSettings, Hypothesis, Status, TestExecutionResult
+from runner.engine import per_test, result_cache
 from runner.engine.aio import run_sync
 from runner.engine.environments import EnvironmentPool, EnvironmentSetupError, HypothesisEnvironment
 from runner.engine.gitutil import git_env
 from runner.engine.naming import display_name, safe_name
 from runner.engine.process import TASK_ENV, CommandOutcome, kill_marked, run_in_group, without_secrets
+from runner.engine.result_cache import ResultCache
 from runner.engine.scheduling import order_by_expected_duration
 from runner.engine.worktrees import Worktree, WorktreeError
 
@@ -99,6 +101,7 @@ class AsyncTestExecutor:
         progress: ProgressCallback | None = None,
         durations: Mapping[str, float] | None = None,
         on_start: StartCallback | None = None,
+        cache: ResultCache | None = None,
     ) -> None:
         self.config = (
             config
@@ -116,6 +119,7 @@ class AsyncTestExecutor:
         self._base_env: dict[str, str] | None = None
         self._environments = EnvironmentPool(self.config.isolation)
         self._logs_ready = False
+        self.cache = cache
 
     # -- public API -----------------------------------------------------------------------
 
@@ -297,12 +301,18 @@ class AsyncTestExecutor:
                 raise _Stopped
             async with item.worktree() as worktree:
                 commit = worktree.commit
+                started = time.monotonic()  # checkout time is not the hypothesis' duration
+                cache_key = await self._cache_key(hyp, worktree) if self.cache is not None else None
+                hit = self.cache.get(cache_key) if self.cache is not None and cache_key else None
+                cached = self._cached_result(hit, hyp, ref, commit, log_path) if hit is not None else None
+                if cached is not None:
+                    return cached
                 paths = self._env_for(hyp, worktree, "")  # the PATH that finds the base interpreter
                 async with self._environments.environment(item.index, paths) as environment:
                     started = time.monotonic()  # checkout and environment are not the duration
                     if self.on_start is not None:
                         self.on_start(hyp, item.index)
-                    outcome, stage = await self._run_commands(item, worktree, log_path, environment)
+                    outcome, stage, test_run = await self._run_commands(item, worktree, log_path, environment)
         except (WorktreeError, EnvironmentSetupError) as exc:
             return TestExecutionResult(
                 name=hyp.name, status=Status.ERROR, ref=ref, commit=commit, error=str(exc),
@@ -320,14 +330,50 @@ class AsyncTestExecutor:
             return result.model_copy(update={"commit": commit})
         duration = round(time.monotonic() - started, 3)
         status, error = _classify(outcome, stage, self.config.timeout_for(hyp))
-        return TestExecutionResult(
+        tests = None
+        if test_run is not None:
+            status, error = per_test_status(status, error, test_run)
+            tests = per_test.to_json(test_run)
+        result = TestExecutionResult(
             name=hyp.name, status=status, exit_code=outcome.exit_code, duration_s=duration, ref=ref,
-            commit=commit, log_path=str(log_path), output_tail=read_tail(log_path), error=error,
+            commit=commit, log_path=str(log_path), output_tail=read_tail(log_path), error=error, tests=tests,
         )  # fmt: skip
+        if self.cache is not None and cache_key:
+            self.cache.put(cache_key, result.model_dump(mode="json", exclude={"name", "ref", "log_path"}))
+        return result
+
+    async def _cache_key(self, hyp: Hypothesis, worktree: Worktree) -> str | None:
+        """The result-cache key of this hypothesis in this worktree (None: no tree id, no caching)."""
+        assert self.cache is not None
+        tree = await result_cache.tree_id(worktree.path)
+        if tree is None:
+            return None
+        try:
+            command, setup = self.config.command_for(hyp), self.config.setup_for(hyp)
+        except ValueError:
+            return None
+        settings = {
+            "env": {**self.config.env, **hyp.env}, "timeout": self.config.timeout_for(hyp),
+            "junit": self.config.junit_for(hyp), "per_test": self.config.per_test,
+            "reruns": self.config.reruns, "isolation": self.config.isolation,
+        }  # fmt: skip
+        return self.cache.key(tree, command=command, setup=setup, settings=settings)
+
+    def _cached_result(
+        self, hit: dict[str, Any], hyp: Hypothesis, ref: str | None, commit: str | None, log_path: Path
+    ) -> TestExecutionResult | None:
+        """The cached result as this hypothesis' (None: an entry this version cannot read; run instead)."""
+        try:
+            here = {"name": hyp.name, "ref": ref, "commit": commit, "log_path": str(log_path), "cached": True}
+            result = TestExecutionResult.model_validate({**hit, **here})
+        except ValueError:
+            return None
+        log_path.write_text(f"(cached result: not run again)\n{result.output_tail}", encoding="utf-8")
+        return result
 
     async def _run_commands(
         self, item: WorkItem, worktree: Worktree, log_path: Path, environment: HypothesisEnvironment
-    ) -> tuple[CommandOutcome, str]:
+    ) -> tuple[CommandOutcome, str, per_test.TestRun | None]:
         hyp = item.hypothesis
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.timeout_for(hyp)
@@ -339,27 +385,62 @@ class AsyncTestExecutor:
                 command = self.config.command_for(hyp)
                 setup = self.config.setup_for(hyp)
             except ValueError as exc:
-                return CommandOutcome("spawn-error", error=str(exc)), "command"
+                return CommandOutcome("spawn-error", error=str(exc)), "command", None
             stages = [("setup", setup), ("command", command)] if setup else [("command", command)]
             outcome = CommandOutcome("exited", exit_code=0)
             stage = "command"
+            collector = self._per_test_collector(hyp, worktree, log_path)
             for name, argv in stages:
                 if argv is None:
                     continue
                 stage = name
+                stage_env = collector.command_env(env) if name == "command" and collector else env
                 os.write(fd, f"+ {_quote(argv)}\n".encode())
                 outcome = await run_in_group(
-                    argv, cwd=worktree.path, env=env, log_fd=fd, deadline=deadline,
+                    argv, cwd=worktree.path, env=stage_env, log_fd=fd, deadline=deadline,
                     grace=self.config.kill_grace, token=token,
                 )  # fmt: skip
+                if name == "command" and collector and outcome.kind == "exited" and outcome.exit_code:
+                    fallback = collector.fallback_env(read_tail(log_path))
+                    if fallback is not None:
+                        # Something between us and pytest dropped PYTHONPATH: run as if we never asked.
+                        os.write(fd, b"+ (again, without the per-test result plugin, which could not load)\n")
+                        collector = None
+                        outcome = await run_in_group(
+                            argv, cwd=worktree.path, env=fallback, log_fd=fd, deadline=deadline,
+                            grace=self.config.kill_grace, token=token,
+                        )  # fmt: skip
                 if outcome.kind != "exited" or outcome.exit_code != 0:
                     break
                 if name == "setup" and (escaped := environment.base_changed()):
                     os.write(fd, f"worktree-runner: {escaped}\n".encode())
-                    return CommandOutcome("spawn-error", error=escaped), "setup"
-            return outcome, stage
+                    return CommandOutcome("spawn-error", error=escaped), "setup", None
+            test_run = None
+            if collector is not None and stage == "command" and outcome.kind == "exited":
+
+                async def rerun(rerun_env: dict[str, str], label: str) -> CommandOutcome:
+                    os.write(fd, f"+ ({label}) {_quote(command)}\n".encode())
+                    return await run_in_group(
+                        command, cwd=worktree.path, env=rerun_env, log_fd=fd, deadline=deadline,
+                        grace=self.config.kill_grace, token=token,
+                    )  # fmt: skip
+
+                test_run = await collector.finish(rerun, time_left=lambda: deadline - loop.time())
+            return outcome, stage, test_run
         finally:
             os.close(fd)
+
+    def _per_test_collector(
+        self, hyp: Hypothesis, worktree: Worktree, log_path: Path
+    ) -> per_test.PerTestCollector | None:
+        """Per-test collection for this hypothesis, or None (``per-test: false`` and no ``junit``)."""
+        junit = self.config.junit_for(hyp)
+        if junit is None and not self.config.per_test:
+            return None
+        return per_test.PerTestCollector(
+            worktree=worktree.path, workdir=log_path.with_suffix(".tests"), junit=junit,
+            pytest_plugin=self.config.per_test, reruns=self.config.reruns,
+        )  # fmt: skip
 
 
 def _given(hypothesis: Hypothesis, tree: str | os.PathLike[str] | Worktree) -> WorktreeProvider:
@@ -399,3 +480,11 @@ def _classify(outcome: CommandOutcome, stage: str, timeout: float) -> tuple[Stat
             name = f"signal {-code}"
         return Status.FAILED, f"killed by {name}"
     return Status.FAILED, f"exit code {code}"
+
+
+def per_test_status(status: Status, error: str | None, run: per_test.TestRun) -> tuple[Status, str | None]:
+    """A failed hypothesis whose every failing test passed on a re-run is ``passed`` (flaky, not broken)."""
+    failing = run.failing_ids()
+    if status is Status.FAILED and failing and all(i in run.flaky for i in failing):
+        return Status.PASSED, f"{error}; all {len(failing)} failing test(s) passed when re-run (flaky)"
+    return status, error

@@ -104,6 +104,17 @@ def _check_env(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def _check_junit_path(pattern: str) -> str:
+    from pathlib import PurePosixPath
+
+    if not pattern.strip() or "\x00" in pattern:
+        raise ValueError("junit path is empty")
+    posix = PurePosixPath(pattern)
+    if posix.is_absolute() or pattern.startswith("\\") or ".." in posix.parts:
+        raise ValueError(f"junit path {pattern!r} must be relative to the worktree and stay inside it")
+    return pattern
+
+
 EnvMapping = dict[str, Annotated[str, Field(coerce_numbers_to_str=True)]]
 
 
@@ -132,6 +143,15 @@ class _CommandFields(_Model):
     @classmethod
     def _env(cls, v: dict[str, str]) -> dict[str, str]:
         return _check_env(v)
+
+    # Per-test outcomes from JUnit XML the command writes (a path or glob inside the worktree) instead
+    # of the injected pytest plugin.
+    junit: str | None = None
+
+    @field_validator("junit")
+    @classmethod
+    def _junit(cls, v: str | None) -> str | None:
+        return None if v is None else _check_junit_path(v)
 
 
 class Hypothesis(_CommandFields):
@@ -225,6 +245,15 @@ class ExecutionSettings(_CommandFields):
         if isinstance(v, bool) or v == "recursive":
             return v
         raise ValueError(f"expected false, true or recursive, got {v!r}")
+    # Per-test verdicts (runner.engine.per_test, runner.report.grading): the hypothesis the others are
+    # compared with (default: the first whose ref is HEAD), re-runs of each failing test id in fresh
+    # processes, and whether our pytest result plugin is loaded into the commands at all.
+    baseline: str | None = None
+    reruns: int = Field(default=2, ge=0, le=20)
+    per_test: bool = Field(default=True, alias="per-test")
+
+    def junit_for(self, hypothesis: Hypothesis) -> str | None:
+        return hypothesis.junit if hypothesis.junit is not None else self.junit
 
     def command_for(self, hypothesis: Hypothesis) -> list[str]:
         spec = hypothesis.command if hypothesis.command is not None else self.command
@@ -257,7 +286,15 @@ class RunnerConfig(ExecutionSettings):
                 raise _LocatedError(
                     f"hypotheses[{i}].command", "no command here and no top-level 'command' to inherit"
                 )
+        if self.baseline is not None and self.baseline not in seen:
+            raise _LocatedError("baseline", f"no hypothesis is named {self.baseline!r}")
         return self
+
+    def baseline_name(self) -> str | None:
+        """``baseline``, else the first hypothesis whose ref is ``HEAD``, else None."""
+        if self.baseline is not None:
+            return self.baseline
+        return next((h.name for h in self.hypotheses if h.ref == "HEAD"), None)
 
 
 class _LocatedError(ValueError):
@@ -383,6 +420,10 @@ class TestExecutionResult(BaseModel):
     # When the commands started (ISO 8601 UTC, after the checkout, like ``duration_s``); None when
     # they never started or the result did not come through ``runner.run``.
     started_at: str | None = None
+    # Per-test outcomes and their grading against the baseline (absent without per-test data).
+    tests: dict[str, Any] | None = None
+    # True when the result came from the result cache (``cache-dir``) instead of a run.
+    cached: bool | None = None
 
     @property
     def passed(self) -> bool:

@@ -15,8 +15,10 @@ from runner.async_test_executor import AsyncTestExecutor, ProgressCallback, Work
 from runner.config import ConfigError, RunnerConfig, Status
 from runner.engine import signals
 from runner.engine.fetch import FetchOutcome, FetchSettings
+from runner.engine.result_cache import ResultCache
 from runner.engine.scheduling import load_durations
 from runner.engine.worktrees import WorktreeError, WorktreeManager, default_worktree_base
+from runner.report.grading import grade_results
 from runner.report.results import RunReport, write_junit, write_results_json
 from runner.report.sharding import ShardPlan, ShardSpec, plan_shard
 from runner.report.timeline import StartTimes
@@ -69,6 +71,8 @@ class RunOptions:
     # Called with (name, number of hypotheses in this run) when a hypothesis' commands start (the live
     # status line); every result also gets ``started_at``.
     on_start: Callable[[str, int], None] | None = None
+    # The result cache (``cache-dir`` / ``--cache-dir``); None: every hypothesis runs.
+    cache_dir: Path | None = None
 
 
 def check_inputs(config: RunnerConfig, options: RunOptions, *, source: str = "config") -> dict[str, float]:
@@ -90,6 +94,8 @@ def check_inputs(config: RunnerConfig, options: RunOptions, *, source: str = "co
     for flag, path in (("--results-json", options.results_json), ("--junit", options.junit)):
         if path is not None and path.is_dir():
             raise ConfigError(f"{path} is a directory, expected a file path", source=flag)
+    if options.cache_dir is not None and options.cache_dir.exists() and not options.cache_dir.is_dir():
+        raise ConfigError(f"{options.cache_dir} is not a directory", source="--cache-dir")
     if options.durations_file is not None:
         return load_durations(options.durations_file)
     return {}
@@ -110,7 +116,8 @@ async def run_config_async(
     )
     starts = StartTimes(len(config.hypotheses), options.on_start)
     executor = AsyncTestExecutor(
-        config, logs_dir=logs_dir, progress=options.progress, durations=durations, on_start=starts.record
+        config, logs_dir=logs_dir, progress=options.progress, durations=durations, on_start=starts.record,
+        cache=_cache(options),
     )
     items = [
         WorkItem(hyp, functools.partial(manager.worktree, hyp, i, patch_root=options.repo.resolve()), i)
@@ -144,12 +151,16 @@ async def run_config_async(
             await asyncio.shield(manager.close())
     results = starts.stamp(results)
     stopped = executor.stopped if any(r.status is Status.CANCELLED for r in results) else None
+    baseline = config.baseline_name()
+    results = grade_results(results, baseline)
     report = RunReport(
         results=results,
         succeed_if=config.succeed_if,
         duration_s=time.monotonic() - started,
         cancelled_by=stopped,
     )
+    if baseline is not None and any(r.tests is not None for r in results):
+        report.extra["baseline"] = baseline
     if options.handle_signals and signals.first_signal():
         report.extra["signal"] = signals.first_signal()
     if fetched.fetched:
@@ -163,6 +174,12 @@ async def run_config_async(
             for r in report.results
         ]
     return report
+
+
+def _cache(options: RunOptions) -> ResultCache | None:
+    from runner import __version__
+
+    return ResultCache(options.cache_dir, runner_version=__version__) if options.cache_dir else None
 
 
 def _shown_path(path: Path, base: Path | None) -> str:
@@ -194,6 +211,8 @@ def execute(
     ``before_run`` is called once every input has been checked and before anything is created.
     """
     durations = check_inputs(config, options, source=source)
+    # Settle the default baseline on the whole configuration: a shard may not hold it.
+    config = config.model_copy(update={"baseline": config.baseline_name()})
     plan = None
     if options.shard is not None:
         config, plan = select_shard(config, options.shard, durations)

@@ -93,3 +93,12 @@ def test_isolation_bench_quick(tmp_path: Path) -> None:
         assert isinstance(data[key], float) and data[key] > 0, key  # type: ignore[operator]
     assert "| isolated, pip |" in proc.stdout and "| shared, pip |" in proc.stdout
     assert [p.name for p in tmp_path.iterdir()] == []  # its repository, job env and layers are gone
+
+
+def test_per_test_overhead_quick() -> None:
+    proc = subprocess.run([PY, str(REPO_ROOT / "bench" / "per_test_overhead.py"), "--quick"],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = _last_json(proc.stdout)
+    assert set(data["ratio_vs_exit_code"]) == {"exit-code", "report", "reruns", "cache-hit"}  # type: ignore[arg-type]
+    assert data["best"] == dict.fromkeys(("exit-code", "report", "reruns", "cache-hit"), "right fix")

@@ -90,6 +90,7 @@ def run_test_mode(log: ActionsLog) -> int:
     get_bool_input("comment-on-pr", default=False)  # a bad value fails now, before anything runs
     results_dir = inside(workspace, get_input("results-dir") or DEFAULT_RESULTS_DIR, "results-dir")
     durations_input = get_input("durations-file")
+    cache_input = get_input("cache-dir")
     shard_input = get_input("shard")
     try:
         shard = parse_shard(shard_input) if shard_input else None
@@ -104,6 +105,7 @@ def run_test_mode(log: ActionsLog) -> int:
         progress=progress_printer(sys.stdout),  # type: ignore[arg-type]
         paths_relative_to=workspace,
         shard=shard,
+        cache_dir=inside(workspace, cache_input, "cache-dir") if cache_input else None,
     )
     budget = AnnotationBudget(log, workspace=str(workspace))
 

@@ -26,6 +26,7 @@ from runner.github import (
     render_summary,
     write_summary,
 )
+from runner.report.grading import list_total
 from runner.report.results import RunReport
 from runner.run import RunOptions
 
@@ -42,7 +43,8 @@ def _compact_results(report: RunReport) -> str:
     doc = report.to_dict()
     doc.pop("logs_dir", None)
     doc["results"] = [
-        {k: r[k] for k in ("name", "status", "exit_code", "duration_s", "commit")} for r in doc["results"]
+        {k: r[k] for k in ("name", "status", "exit_code", "duration_s", "commit")} | _compact_tests(r)
+        for r in doc["results"]
     ]
     text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
     if len(text.encode()) > MAX_OUTPUT_BYTES // 2:
@@ -50,6 +52,19 @@ def _compact_results(report: RunReport) -> str:
         doc["results_truncated"] = True
         text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
     return text
+
+
+def _compact_tests(result: dict[str, object]) -> dict[str, object]:
+    """Per-test counts for the ``results`` output (the id lists stay in the results file)."""
+    tests = result.get("tests")
+    if not isinstance(tests, dict):
+        return {}
+    keep = ("passed", "failed", "skipped", "pass_to_pass")
+    counts: dict[str, object] = {k: tests[k] for k in keep if k in tests}
+    for key in ("fail_to_pass", "pass_to_fail", "fail_to_fail", "flaky"):
+        if key in tests:
+            counts[key] = list_total(tests, key)
+    return {"tests": counts}
 
 
 def _annotation_target(tail: str, repo_rel: str) -> tuple[str | None, int | None]:
@@ -67,6 +82,32 @@ def _annotation_target(tail: str, repo_rel: str) -> tuple[str | None, int | None
         full = path if repo_rel in ("", ".") else f"{repo_rel}/{path}"
         return full, int(match.group("line"))
     return None, None
+
+
+def _annotate_broken_tests(report: RunReport, budget: AnnotationBudget, repo_rel: str) -> None:
+    """One annotation per test a hypothesis broke (``pass_to_fail``), at the test's file and line."""
+    for result in report.results:
+        tests = result.tests or {}
+        broken = tests.get("pass_to_fail")
+        locations = tests.get("locations")
+        if not isinstance(broken, list):
+            continue
+        for test_id in broken:
+            where = locations.get(test_id) if isinstance(locations, dict) else None
+            file: str | None = None
+            line: int | None = None
+            message = "missing in this hypothesis (it passed in the baseline)"
+            if isinstance(where, list) and len(where) == 3:
+                path, number, text = where
+                inside = isinstance(path, str) and path and not path.startswith("/")
+                if inside and ".." not in Path(path).parts:
+                    file = path if repo_rel in ("", ".") else f"{repo_rel}/{path}"
+                    line = number if isinstance(number, int) and number > 0 else None
+                message = text if isinstance(text, str) and text else "failed"
+            budget.annotate(
+                "error", f"{display_name(str(test_id), 300)}: {message}", file=file, line=line,
+                title=f"test broken by hypothesis {display_name(result.name, 80)}",
+            )  # fmt: skip
 
 
 def report_to_github(
@@ -87,6 +128,8 @@ def report_to_github(
         )  # fmt: skip
         with log.group(f"{display_name(result.name)}: {result.status} (log tail)"):
             log.write_untrusted(result.output_tail or "(no output)\n")
+    if annotate:
+        _annotate_broken_tests(report, budget, repo_rel)
     cancelled = report.cancelled_by is not None and report.count(Status.CANCELLED) > 0
     summary = render_summary(
         report.to_dict(),

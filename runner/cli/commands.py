@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="venv (default): each hypothesis in a virtualenv of its own over python3; none: the shared one",
     )  # fmt: skip
     test.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    test.add_argument(
+        "--cache-dir", type=Path, help="result cache: skip hypotheses whose tree, command, settings are known"
+    )
+    test.add_argument("--no-cache", action="store_true", help="ignore --cache-dir: run all, store nothing")
     cli_openhands.add_parsers(sub)
     merge = sub.add_parser("merge", help="combine the results JSON files of the shards of one run")
     merge.add_argument("files", nargs="+", type=Path, metavar="FILES", help="one results JSON per shard")
@@ -114,6 +118,7 @@ def cmd_test(args: argparse.Namespace) -> int:
         durations_file=args.durations,
         shard=args.shard,
         progress=None if args.quiet else progress_printer(),  # type: ignore[arg-type]
+        cache_dir=None if args.no_cache else args.cache_dir,
     )
     if live is not None:
         options.progress, options.on_start = live.finished, live.started

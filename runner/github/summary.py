@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from runner.github import test_verdicts
 from runner.github.file_commands import FileCommandError
 from runner.github.timeline import render_timeline
 
@@ -243,6 +244,7 @@ class _Entry:
     commit: str | None
     output_tail: str
     error: str | None
+    cached: bool = False  # the result came from the result cache
 
     @classmethod
     def parse(cls, index: int, raw: object) -> _Entry:
@@ -258,6 +260,7 @@ class _Entry:
             commit=_as_str(data.get("commit")),
             output_tail=_as_str(data.get("output_tail")) or "",
             error=_as_str(data.get("error")),
+            cached=data.get("cached") is True,
         )
 
     @property
@@ -282,14 +285,16 @@ def _ref_cell(entry: _Entry) -> str:
     return " @ ".join(parts) if parts else "—"
 
 
-def _row(entry: _Entry, best: str | None) -> str:
+def _row(entry: _Entry, best: str | None, verdicts: str = "") -> str:
     name = escape_inline(entry.name)
     if best is not None and entry.name == best:
         name += " ⭐"
+    if entry.cached:
+        name += " (cached)"
     exit_code = str(entry.exit_code) if entry.exit_code is not None else "—"
     return (
         f"| {_status_label(entry.status)} | {name} | {_ref_cell(entry)} | "
-        f"{_format_duration(entry.duration_s)} | {exit_code} |\n"
+        f"{_format_duration(entry.duration_s)} | {exit_code} |{verdicts}\n"
     )
 
 
@@ -331,6 +336,7 @@ class _Doc:
         self.size = 0
         self.limit = limit
         self.measure = measure
+        self.table_head = _TABLE_HEAD  # with per-test data: plus fixed / broken / flaky columns
 
     def fits(self, text: str, reserve: int = 0) -> bool:
         return self.size + self.measure(text) + reserve <= self.limit
@@ -435,7 +441,7 @@ def _render_full(
     timeline: str = "",
 ) -> None:
     doc.add(head)
-    doc.add(_TABLE_HEAD)
+    doc.add(doc.table_head)
     for row in rows:
         doc.add(row)
     doc.add("\n")
@@ -458,7 +464,7 @@ def _render_partial_tails(
         doc.measure(_note(f"Output of {len(failing)} of {len(failing)} failing hypotheses not shown")) + 200
     )
     doc.add(head)
-    doc.add(_TABLE_HEAD)
+    doc.add(doc.table_head)
     for row in rows:
         doc.add(row, reserve)
     doc.add("\n", reserve)
@@ -487,7 +493,7 @@ def _render_truncated_table(doc: _Doc, head: str, entries: Sequence[_Entry], row
         + 8
     )
     doc.add(head)
-    doc.add(_TABLE_HEAD, reserve)
+    doc.add(doc.table_head, reserve)
     ordered = sorted(entries, key=lambda entry: (_STATUS_RANK.get(entry.status, 0), entry.index))
     shown = 0
     for entry in ordered:
@@ -582,6 +588,15 @@ def render_summary(
         extra_notes=extra_notes,
     )
     rows = [_row(entry, best) for entry in entries]
+    table_head = _TABLE_HEAD
+    if test_verdicts.has_verdicts(results):  # per-test data: columns, and what differs (collapsed)
+        raw = raw_entries if isinstance(raw_entries, list) else []
+        rows = [_row(entry, best, test_verdicts.verdict_cells(raw[entry.index])) for entry in entries]
+        first, second = _TABLE_HEAD.rstrip("\n").split("\n")
+        table_head = f"{first}{test_verdicts.VERDICT_HEAD[0]}\n{second}{test_verdicts.VERDICT_HEAD[1]}\n"
+        head += test_verdicts.differing_tests_section(
+            results, escape=escape_inline, budget=min(limit // 8, 64 * 1024), measure=measure
+        )
     failing = [entry for entry in entries if entry.failing]
     tails = _TailCache()
 
@@ -596,12 +611,13 @@ def render_summary(
     ]
     for render, args in stages:
         doc = _Doc(limit, measure)
+        doc.table_head = table_head
         try:
             render(doc, *args)
         except _Overflow:
             continue
         return doc.text()
-    return _truncate_lines(head + _TABLE_HEAD + "".join(rows), limit, measure)
+    return _truncate_lines(head + table_head + "".join(rows), limit, measure)
 
 
 def write_summary(text: str, path: str | os.PathLike[str] | None = None) -> Path:

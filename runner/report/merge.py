@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from runner.config import Status, TestExecutionResult
 from runner.engine.naming import display_name
+from runner.report.grading import grade_results
 from runner.report.results import SCHEMA_VERSION, RunReport
 from runner.report.sharding import MAX_SHARDS, config_digest
 
@@ -67,6 +68,7 @@ class ShardResults:
     succeed_if: Literal["all", "any"]
     duration_s: float
     stopped: str | None
+    baseline: str | None = None  # per-test grading: the same name in every shard of a run
 
     @property
     def label(self) -> str:
@@ -174,6 +176,9 @@ def _parse(doc: Any, file: str) -> ShardResults:
         stopped = doc.get("stopped")
         if stopped is not None and not isinstance(stopped, str):
             raise _Corrupt("'stopped' must be a string or null")
+        baseline = doc.get("baseline")
+        if baseline is not None and not isinstance(baseline, str):
+            raise _Corrupt("'baseline' must be a string or null")
     except _Corrupt as exc:
         raise _Corrupt(f"corrupt results file: {exc}") from None
     return ShardResults(
@@ -188,6 +193,7 @@ def _parse(doc: Any, file: str) -> ShardResults:
         succeed_if=succeed_if,
         duration_s=float(duration),
         stopped=stopped,
+        baseline=baseline,
     )
 
 
@@ -305,7 +311,10 @@ def merge_shards(shards: Sequence[ShardResults], *, source: str, unreadable: int
         )  # fmt: skip
     ordered = [by_index[k] for k in sorted(by_index)]
     stopped = [f"{s.label}: {s.stopped}" for s in ordered if s.stopped]
-    return RunReport(
+    # Grade again across shards: the baseline ran in one shard, the others could not compare with it.
+    baseline = next((s.baseline for s in ordered if s.baseline), None)
+    results = grade_results(results, baseline)
+    report = RunReport(
         results=results,
         succeed_if=ref.succeed_if,
         # The shards ran side by side: the run took as long as its slowest shard.
@@ -332,6 +341,9 @@ def merge_shards(shards: Sequence[ShardResults], *, source: str, unreadable: int
             },
         },
     )
+    if baseline is not None:
+        report.extra["baseline"] = baseline
+    return report
 
 
 def merge_files(paths: Sequence[Path], *, source: str, shown: Sequence[str] | None = None) -> RunReport:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from runner.config import Status, TestExecutionResult
+from runner.report.grading import best_by_tests, list_total
 
 __all__ = ["SCHEMA_VERSION", "RunReport", "write_atomic", "write_junit", "write_results_json"]
 
@@ -45,7 +46,12 @@ class RunReport:
 
     @property
     def best(self) -> str | None:
-        """The passing hypothesis that finished fastest (configuration order breaks ties)."""
+        """With per-test grading, ``grading.best_by_tests``; else the passing hypothesis that finished
+        fastest (configuration order breaks ties)."""
+        baseline = self.extra.get("baseline")
+        by_tests = best_by_tests(self.results, baseline if isinstance(baseline, str) else None)
+        if by_tests is not None:
+            return by_tests
         passing = [r for r in self.results if r.status is Status.PASSED]
         return min(passing, key=lambda r: r.duration_s).name if passing else None
 
@@ -63,8 +69,16 @@ class RunReport:
             "succeed_if": self.succeed_if,
             "stopped": self.cancelled_by,
             **self.extra,
-            "results": [r.model_dump(mode="json") for r in self.results],
+            "results": [_result_dict(r) for r in self.results],
         }
+
+
+def _result_dict(result: TestExecutionResult) -> dict[str, Any]:
+    data = result.model_dump(mode="json")
+    for key in ("tests", "cached"):  # additive keys: absent unless there is something to say
+        if data.get(key) is None:
+            data.pop(key, None)
+    return data
 
 
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
@@ -122,6 +136,8 @@ def junit_tree(report: RunReport, *, suite_name: str = "worktree-runner") -> ET.
             value = getattr(r, key)
             if value:
                 ET.SubElement(props, "property", {"name": key, "value": _xml_text(value)})
+        for key, value in _tests_properties(r):
+            ET.SubElement(props, "property", {"name": key, "value": _xml_text(value)})
         message = _xml_text(r.error or r.status.value)
         if r.status in (Status.FAILED, Status.TIMEOUT):
             node = ET.SubElement(case, "failure", {"message": message, "type": r.status.value})
@@ -135,6 +151,23 @@ def junit_tree(report: RunReport, *, suite_name: str = "worktree-runner") -> ET.
             ET.SubElement(case, "system-out").text = _xml_text(r.output_tail)
     ET.indent(root)
     return ET.ElementTree(root)
+
+
+def _tests_properties(result: TestExecutionResult) -> list[tuple[str, str]]:
+    """Per-test counts as ``tests.*`` properties (the same numbers as the results JSON)."""
+    tests = result.tests
+    if not tests or "passed" not in tests:
+        return []
+    props = [(f"tests.{k}", str(tests.get(k, 0))) for k in ("passed", "failed", "skipped")]
+    if "fail_to_pass" in tests:
+        props.append(("tests.baseline", str(tests.get("baseline", ""))))
+        props += [
+            (f"tests.{k}", str(list_total(tests, k)))
+            for k in ("fail_to_pass", "pass_to_fail", "fail_to_fail")
+        ]
+        props.append(("tests.pass_to_pass", str(tests.get("pass_to_pass", 0))))
+    props.append(("tests.flaky", str(list_total(tests, "flaky"))))
+    return props
 
 
 def write_junit(report: RunReport, path: str | os.PathLike[str]) -> Path:
