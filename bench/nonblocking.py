@@ -4,7 +4,7 @@
 With a generation that takes about G seconds and other workflow steps that take S seconds, one run measures
 side by side (order rotated from one repetition to the next):
 
-* ``blocking``: ``OpenHandsTestGenerator.generate_tests(...)`` (submit + wait + verify), then the other
+* ``blocking``: ``OpenHandsTestGenerator.generate_tests_sync(...)`` (submit + wait + verify), then the other
   steps - ideally G + S;
 * ``nonblocking``: ``submit_test_generation_task(...)``, the other steps, then
   ``get_test_generation_results(...)`` (wait if still running + fetch + verify) - ideally max(G, S).
@@ -162,7 +162,7 @@ def run_blocking(bench: Bench, other_s: float) -> dict[str, Any]:
     gen = bench.generator()
     out = bench.scripted_output("blocking")
     start = time.perf_counter()
-    result = gen.generate_tests(MODULE, out, timeout=600, poll_interval=bench.poll_interval)
+    result = gen.generate_tests_sync(MODULE, out, timeout=600, poll_interval=bench.poll_interval)
     generation = time.perf_counter() - start
     other = other_steps(other_s)
     wall = time.perf_counter() - start
@@ -173,11 +173,11 @@ def run_nonblocking(bench: Bench, other_s: float) -> dict[str, Any]:
     gen = bench.generator()
     out = bench.scripted_output("nonblocking")
     start = time.perf_counter()
-    task_id = gen.submit_test_generation_task(MODULE, out)
+    task_id = gen.submit_test_generation_task_sync(MODULE, out)
     submit = time.perf_counter() - start
     other = other_steps(other_s)
     before_collect = time.perf_counter()
-    result = gen.get_test_generation_results(task_id, timeout=600, poll_interval=bench.poll_interval)
+    result = gen.get_test_generation_results_sync(task_id, timeout=600, poll_interval=bench.poll_interval)
     end = time.perf_counter()
     return {
         "wall_s": end - start,
@@ -214,14 +214,14 @@ def calibrate(bench: Bench, runs: int) -> list[dict[str, float]]:
         gen = bench.generator()
         out = bench.scripted_output("warmup")
         start = time.perf_counter()
-        task_id = gen.submit_test_generation_task(MODULE, out)
+        task_id = gen.submit_test_generation_task_sync(MODULE, out)
         submitted = time.perf_counter()
-        while gen.get_task_status(task_id)["status"] not in ("COMPLETED", "FAILED"):
+        while gen.get_task_status_sync(task_id)["status"] not in ("COMPLETED", "FAILED"):
             if time.perf_counter() - start > 120:
                 raise RuntimeError(f"warm-up generation {i + 1} did not end within 120 s")
             time.sleep(0.1)
         ended = time.perf_counter()
-        result = gen.get_test_generation_results(task_id, timeout=60, poll_interval=bench.poll_interval)
+        result = gen.get_test_generation_results_sync(task_id, timeout=60, poll_interval=bench.poll_interval)
         done = time.perf_counter()
         if not result.get("success"):
             raise RuntimeError(f"warm-up generation {i + 1} failed: {result.get('reason')}")
@@ -247,7 +247,7 @@ def submit_latencies(bench: Bench, n: int) -> list[dict[str, float]]:
         record.clear()
         start = time.perf_counter()
         out = f"tests/{SUBMIT_MATCH}{i}_{uuid.uuid4().hex[:6]}.py"
-        task_id = gen.submit_test_generation_task(MODULE, out)
+        task_id = gen.submit_test_generation_task_sync(MODULE, out)
         total = time.perf_counter() - start
         checkout = sum(s for m, p, s in record if p.endswith("/api/bash/execute_bash_command"))
         post = sum(s for m, p, s in record if m == "POST" and p.endswith("/api/conversations"))
@@ -255,7 +255,7 @@ def submit_latencies(bench: Bench, n: int) -> list[dict[str, float]]:
             {"total_s": total, "checkout_s": checkout, "post_s": post, "client_s": total - checkout - post}
         )
         deadline = time.monotonic() + 120
-        while gen.get_task_status(task_id)["status"] not in ("COMPLETED", "FAILED"):
+        while gen.get_task_status_sync(task_id)["status"] not in ("COMPLETED", "FAILED"):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"submit-latency task {i + 1} did not end within 120 s")
             time.sleep(0.1)
@@ -299,7 +299,7 @@ def cli_submits(bench: Bench, n: int) -> list[float]:
             raise RuntimeError(f"`python -m runner submit` failed ({proc.returncode}): {proc.stderr[-1000:]}")
         task_id = proc.stdout.strip().splitlines()[-1]
         deadline = time.monotonic() + 120
-        while gen.get_task_status(task_id)["status"] not in ("COMPLETED", "FAILED"):
+        while gen.get_task_status_sync(task_id)["status"] not in ("COMPLETED", "FAILED"):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"CLI submit task {i + 1} did not end within 120 s")
             time.sleep(0.1)

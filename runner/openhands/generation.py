@@ -70,7 +70,7 @@ def submit(generator: OpenHandsTestGenerator, module_path: str, output_path: str
             raise ValueError("the agent-server backend needs OPENHANDS_LLM_MODEL (the LLM the agent uses)")
     except ValueError as exc:
         raise GenerationInputError("module-path/output-path/coverage-threshold", str(exc)) from None
-    return generator.submit_test_generation_task(module_path, output_path, threshold)
+    return generator.submit_test_generation_task_sync(module_path, output_path, threshold)
 
 
 def _parse(generator: OpenHandsTestGenerator, task_id: str) -> TaskRef:
@@ -89,7 +89,7 @@ def _parse(generator: OpenHandsTestGenerator, task_id: str) -> TaskRef:
 
 def status(generator: OpenHandsTestGenerator, task_id: str) -> dict[str, Any]:
     ref = _parse(generator, task_id)
-    return generator.get_task_status(ref.encode())
+    return generator.get_task_status_sync(ref.encode())
 
 
 def collect(
@@ -98,7 +98,7 @@ def collect(
     """The verified result; a terminal FAILED result (never an exception) for server-side trouble."""
     ref = _parse(generator, task_id)
     try:
-        return generator.get_test_generation_results(
+        return generator.get_test_generation_results_sync(
             ref.encode(), timeout=timeout, poll_interval=poll_interval, cancel_on_timeout=True
         )
     except TimeoutError as exc:

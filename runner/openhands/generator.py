@@ -1,6 +1,9 @@
 """``OpenHandsTestGenerator``: submit now, look later, collect and verify when done.
 
-Async methods with sync wrappers, like ``AsyncTestExecutor``. ``submit_test_generation_task``
+The seed's API: ``submit_test_generation_task``, ``get_task_status``, ``get_test_generation_results`` and
+``generate_tests`` are coroutines (``await`` them). Synchronous callers use the ``*_sync`` twins, which
+run the coroutine through ``runner.engine.aio.run_sync`` (the one home of that wrapping); the
+``*_async`` names of earlier releases stay as aliases of the coroutines. ``submit_test_generation_task``
 returns a self-describing task ID (``TaskRef``) as soon as the server has accepted the task;
 ``get_task_status`` makes one look and never waits; ``get_test_generation_results`` polls until the
 agent ends, then fetches the file, writes it into the workspace and runs it under coverage itself.
@@ -139,9 +142,10 @@ class OpenHandsTestGenerator:
             title=build_title(module),
         )
 
-    async def submit_test_generation_task_async(
+    async def submit_test_generation_task(
         self, module_path: str, output_path: str, coverage_threshold: float = DEFAULT_THRESHOLD
     ) -> str:
+        """Send the task; returns its ID as soon as the server accepted it (never waits for the agent)."""
         request = self.prepare_request(module_path, output_path, coverage_threshold)
         backend = self._backend()
         try:
@@ -150,10 +154,12 @@ class OpenHandsTestGenerator:
             await backend.aclose()
         return ref.encode()
 
-    def submit_test_generation_task(
+    submit_test_generation_task_async = submit_test_generation_task
+
+    def submit_test_generation_task_sync(
         self, module_path: str, output_path: str, coverage_threshold: float = DEFAULT_THRESHOLD
     ) -> str:
-        return run_sync(self.submit_test_generation_task_async(module_path, output_path, coverage_threshold))
+        return run_sync(self.submit_test_generation_task(module_path, output_path, coverage_threshold))
 
     # -- status -------------------------------------------------------------------------------
 
@@ -181,7 +187,7 @@ class OpenHandsTestGenerator:
             "threshold": ref.threshold,
         }
 
-    async def get_task_status_async(self, task_id: str) -> dict[str, Any]:
+    async def get_task_status(self, task_id: str) -> dict[str, Any]:
         """One look, no waiting. ``status`` COMPLETED means the agent finished; collect verifies."""
         ref = self._ref(task_id)
         backend = self._backend()
@@ -190,8 +196,10 @@ class OpenHandsTestGenerator:
         finally:
             await backend.aclose()
 
-    def get_task_status(self, task_id: str) -> dict[str, Any]:
-        return run_sync(self.get_task_status_async(task_id))
+    get_task_status_async = get_task_status
+
+    def get_task_status_sync(self, task_id: str) -> dict[str, Any]:
+        return run_sync(self.get_task_status(task_id))
 
     # -- collect ------------------------------------------------------------------------------
 
@@ -210,7 +218,7 @@ class OpenHandsTestGenerator:
                 )
             await asyncio.sleep(min(poll_interval, remaining))
 
-    async def get_test_generation_results_async(
+    async def get_test_generation_results(
         self,
         task_id: str,
         timeout: float = 600,
@@ -234,7 +242,9 @@ class OpenHandsTestGenerator:
             await backend.aclose()
         return result.to_dict()
 
-    def get_test_generation_results(
+    get_test_generation_results_async = get_test_generation_results
+
+    def get_test_generation_results_sync(
         self,
         task_id: str,
         timeout: float = 600,
@@ -243,7 +253,7 @@ class OpenHandsTestGenerator:
         cancel_on_timeout: bool = False,
     ) -> dict[str, Any]:
         return run_sync(
-            self.get_test_generation_results_async(
+            self.get_test_generation_results(
                 task_id, timeout, poll_interval, cancel_on_timeout=cancel_on_timeout
             )
         )
@@ -303,7 +313,7 @@ class OpenHandsTestGenerator:
 
     # -- blocking, for backward compatibility --------------------------------------------------
 
-    async def generate_tests_async(
+    async def generate_tests(
         self,
         module_path: str,
         output_path: str,
@@ -312,12 +322,14 @@ class OpenHandsTestGenerator:
         timeout: float = 600,
         poll_interval: float = 5.0,
     ) -> dict[str, Any]:
-        task_id = await self.submit_test_generation_task_async(module_path, output_path, coverage_threshold)
-        return await self.get_test_generation_results_async(
+        task_id = await self.submit_test_generation_task(module_path, output_path, coverage_threshold)
+        return await self.get_test_generation_results(
             task_id, timeout, poll_interval, cancel_on_timeout=True
         )
 
-    def generate_tests(
+    generate_tests_async = generate_tests
+
+    def generate_tests_sync(
         self,
         module_path: str,
         output_path: str,
@@ -327,7 +339,7 @@ class OpenHandsTestGenerator:
         poll_interval: float = 5.0,
     ) -> dict[str, Any]:
         return run_sync(
-            self.generate_tests_async(
+            self.generate_tests(
                 module_path, output_path, coverage_threshold, timeout=timeout, poll_interval=poll_interval
             )
         )
