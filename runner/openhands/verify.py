@@ -216,8 +216,8 @@ async def _verify_in(
             source = content.decode("utf-8")
             find_candidates(source)
         except (UnicodeDecodeError, SyntaxError, ValueError) as exc:
-            reason = f"the generated file does not parse ({type(exc).__name__}); pytest exit code {code}"
-            return Verification(False, None, code, tail, reason, commit, coverage_before=coverage_before)
+            unparsable = f"the generated file does not parse ({type(exc).__name__}); pytest exit code {code}"
+            return Verification(False, None, code, tail, unparsable, commit, coverage_before=coverage_before)
 
         async def rerun(i: int) -> dict[str, dict[str, str]] | None:
             items = scratch / f"rerun-{i}.items.json"
