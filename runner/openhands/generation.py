@@ -125,4 +125,7 @@ def failed_result(ref: TaskRef, reason: str) -> dict[str, Any]:
         "duration_s": round(max(0.0, time.time() - ref.submitted_at), 3),
         "reason": reason,
         "test_output": "",
+        "coverage_before": None,
+        "funnel": {},
+        "tests": [],
     }

@@ -15,8 +15,8 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,12 @@ from runner.openhands.errors import OpenHandsError, redact
 from runner.openhands.prompt import build_prompt, build_title
 from runner.openhands.settings import OpenHandsSettings
 from runner.openhands.task_id import TaskRef, check_relative_path
-from runner.openhands.verify import Verification, coverage_include, verify_generated_tests
+from runner.openhands.verify import (
+    DEFAULT_RERUNS,
+    Verification,
+    coverage_include,
+    verify_generated_tests,
+)
 
 __all__ = ["OpenHandsTestGenerator", "TestGenerationResult"]
 
@@ -58,6 +63,9 @@ class TestGenerationResult:
     duration_s: float
     reason: str | None
     test_output: str = ""
+    coverage_before: float | None = None
+    funnel: dict[str, int] = field(default_factory=dict)
+    tests: list[dict[str, Any]] = field(default_factory=list)  # every generated test: verdict + reason
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +84,9 @@ class TestGenerationResult:
             "duration_s": round(self.duration_s, 3),
             "reason": self.reason,
             "test_output": self.test_output,
+            "coverage_before": self.coverage_before,
+            "funnel": self.funnel,
+            "tests": self.tests,
         }
 
 
@@ -92,6 +103,8 @@ class OpenHandsTestGenerator:
         test_timeout: float = 600.0,
         setup_command: list[str] | None = None,
         write_to_workspace: bool = True,
+        test_reruns: int = DEFAULT_RERUNS,
+        existing_tests: Sequence[str] = (),
         **overrides: Any,
     ) -> None:
         self.settings = (settings or OpenHandsSettings()).with_overrides(**overrides)
@@ -101,6 +114,10 @@ class OpenHandsTestGenerator:
         self.test_timeout = test_timeout
         self.setup_command = setup_command
         self.write_to_workspace = write_to_workspace
+        if test_reruns < 0:
+            raise ValueError(f"test reruns must be >= 0, got {test_reruns}")
+        self.test_reruns = test_reruns  # each kept test passes in this many more fresh processes
+        self.existing_tests = [check_relative_path(p, "existing test") for p in existing_tests]
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> OpenHandsTestGenerator:
@@ -278,13 +295,15 @@ class OpenHandsTestGenerator:
                     f"the agent said it finished, but {ref.output_path} does not exist in its workspace"
                 )
             else:
-                self._write_workspace_file(ref, content, result)
                 verification = await verify_generated_tests(
                     self.workspace, content=content, module_path=ref.module_path, output_path=ref.output_path,
                     threshold=ref.threshold, base_commit=ref.base_commit, python=self.python,
                     timeout=self.test_timeout, setup_command=self.setup_command,
+                    existing_tests=self.existing_tests, reruns=self.test_reruns,
                 )  # fmt: skip
+                # The pruned file when some tests were rejected; the agent's file when none was kept.
                 self._apply(verification, result)
+                self._write_workspace_file(ref, verification.content or content, result)
         result.duration_s = max(0.0, time.time() - ref.submitted_at)
         return result
 
@@ -295,6 +314,7 @@ class OpenHandsTestGenerator:
         target = (root / ref.output_path).resolve()
         if root not in target.parents:
             result.reason = f"output path {ref.output_path!r} leaves the workspace"
+            result.success, result.status = False, TaskStatus.FAILED
             return
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
@@ -308,7 +328,10 @@ class OpenHandsTestGenerator:
         result.coverage = verification.coverage
         result.test_output = verification.output_tail
         result.reason = verification.reason
-        result.success = verification.reason is None
+        result.coverage_before = verification.coverage_before
+        result.funnel = dict(verification.funnel)
+        result.tests = list(verification.tests)
+        result.success = result.reason is None and verification.kept_tests > 0
         result.status = TaskStatus.COMPLETED if result.success else TaskStatus.FAILED
 
     # -- blocking, for backward compatibility --------------------------------------------------
