@@ -25,6 +25,14 @@ import httpx
 from runner.engine.aio import run_sync
 from runner.openhands.agent_server import AgentServerBackend
 from runner.openhands.backend import AgentState, Backend, GenerationRequest, TaskStatus
+from runner.openhands.batch import (
+    BatchRef,
+    batch_result,
+    batch_status,
+    failed_module_result,
+    is_batch_id,
+    module_outputs,
+)
 from runner.openhands.cloud import CloudBackend
 from runner.openhands.errors import OpenHandsError, redact
 from runner.openhands.prompt import build_prompt, build_title
@@ -40,6 +48,7 @@ from runner.openhands.verify import (
 __all__ = ["OpenHandsTestGenerator", "TestGenerationResult"]
 
 DEFAULT_THRESHOLD = 80.0
+_Waited = AgentState | TimeoutError | OpenHandsError  # how waiting for one module of a batch ended
 
 
 @dataclass
@@ -118,6 +127,8 @@ class OpenHandsTestGenerator:
             raise ValueError(f"test reruns must be >= 0, got {test_reruns}")
         self.test_reruns = test_reruns  # each kept test passes in this many more fresh processes
         self.existing_tests = [check_relative_path(p, "existing test") for p in existing_tests]
+        self.submit_concurrency = 4  # requests in flight while a batch is submitted
+        self.verify_concurrency = max(1, min(4, os.cpu_count() or 1))  # modules verified at once
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> OpenHandsTestGenerator:
@@ -159,22 +170,56 @@ class OpenHandsTestGenerator:
             title=build_title(module),
         )
 
+    def prepare_requests(
+        self, module_path: str | Sequence[str], output_path: str, coverage_threshold: float
+    ) -> list[GenerationRequest]:
+        """One request per module (``output_path`` a ``{stem}`` template for several); ValueError first."""
+        modules = [module_path] if isinstance(module_path, str) else list(module_path)
+        pairs = module_outputs(modules, output_path)
+        return [self.prepare_request(m, out, coverage_threshold) for m, out in pairs]
+
     async def submit_test_generation_task(
-        self, module_path: str, output_path: str, coverage_threshold: float = DEFAULT_THRESHOLD
+        self,
+        module_path: str | Sequence[str],
+        output_path: str,
+        coverage_threshold: float = DEFAULT_THRESHOLD,
     ) -> str:
-        """Send the task; returns its ID as soon as the server accepted it (never waits for the agent)."""
-        request = self.prepare_request(module_path, output_path, coverage_threshold)
+        """Send the task; returns its ID as soon as the server accepted it (never waits for the agent).
+
+        ``module_path`` may be a list: one conversation per module starts at once (at most
+        ``submit_concurrency`` requests in flight, each retried and idempotent) and ONE batch task ID
+        comes back; ``output_path`` is then a template with ``{stem}``.
+        """
+        requests = self.prepare_requests(module_path, output_path, coverage_threshold)
         backend = self._backend()
         try:
-            ref = await backend.submit(request, submitted_at=time.time())
+            if isinstance(module_path, str) or len(requests) == 1:
+                ref = await backend.submit(requests[0], submitted_at=time.time())
+                return ref.encode()
+            limit = asyncio.Semaphore(self.submit_concurrency)
+
+            async def one(request: GenerationRequest) -> TaskRef:
+                async with limit:
+                    return await backend.submit(request, submitted_at=time.time())
+
+            done = await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
         finally:
             await backend.aclose()
-        return ref.encode()
+        for request, outcome in zip(requests, done, strict=True):
+            if isinstance(outcome, BaseException):
+                if isinstance(outcome, OpenHandsError):
+                    outcome.args = (f"{request.module_path}: {outcome}",)
+                raise outcome
+        refs = tuple(r for r in done if isinstance(r, TaskRef))
+        return BatchRef(backend=self.settings.backend, members=refs).encode()
 
     submit_test_generation_task_async = submit_test_generation_task
 
     def submit_test_generation_task_sync(
-        self, module_path: str, output_path: str, coverage_threshold: float = DEFAULT_THRESHOLD
+        self,
+        module_path: str | Sequence[str],
+        output_path: str,
+        coverage_threshold: float = DEFAULT_THRESHOLD,
     ) -> str:
         return run_sync(self.submit_test_generation_task(module_path, output_path, coverage_threshold))
 
@@ -204,14 +249,40 @@ class OpenHandsTestGenerator:
             "threshold": ref.threshold,
         }
 
+    def _any_ref(self, task_id: str) -> TaskRef | BatchRef:
+        if not is_batch_id(task_id):
+            return self._ref(task_id)
+        batch = BatchRef.parse(task_id)
+        if batch.backend != self.settings.backend:
+            raise ValueError(
+                f"the batch belongs to the {batch.backend} backend, but this client is set up for "
+                f"{self.settings.backend} (set OPENHANDS_BACKEND / openhands-backend)"
+            )
+        return batch
+
     async def get_task_status(self, task_id: str) -> dict[str, Any]:
-        """One look, no waiting. ``status`` COMPLETED means the agent finished; collect verifies."""
-        ref = self._ref(task_id)
+        """One look, no waiting. ``status`` COMPLETED means the agent finished; collect verifies.
+
+        For a batch: ``modules`` has one entry per module and ``status`` is the whole batch's
+        (COMPLETED only when every module's agent finished, FAILED once all ended and one failed)."""
+        ref = self._any_ref(task_id)
         backend = self._backend()
         try:
-            return self._state_dict(ref, await backend.status(ref))
+            if isinstance(ref, TaskRef):
+                return self._state_dict(ref, await backend.status(ref))
+            states = await asyncio.gather(*(backend.status(m) for m in ref.members))
         finally:
             await backend.aclose()
+        modules = [self._state_dict(m, st) for m, st in zip(ref.members, states, strict=True)]
+        failed = [m for m in modules if m["status"] == str(TaskStatus.FAILED)]
+        return {
+            "task_id": ref.encode(),
+            "backend": ref.backend,
+            "status": batch_status([m["status"] for m in modules]),
+            "reason": "; ".join(f"{m['module_path']}: {m['reason']}" for m in failed) or None,
+            "module_paths": [m.module_path for m in ref.members],
+            "modules": modules,
+        }
 
     get_task_status_async = get_task_status
 
@@ -243,8 +314,13 @@ class OpenHandsTestGenerator:
         *,
         cancel_on_timeout: bool = False,
     ) -> dict[str, Any]:
-        """Wait for the agent, then verify its tests; raises TimeoutError if it does not end in time."""
-        ref = self._ref(task_id)
+        """Wait for the agent, then verify its tests; raises TimeoutError if it does not end in time.
+
+        For a batch, the modules are waited for and verified concurrently (each in its own worktree);
+        TimeoutError names the modules that did not end in time."""
+        ref = self._any_ref(task_id)
+        if isinstance(ref, BatchRef):
+            return await self._batch_results(ref, timeout, poll_interval, cancel_on_timeout, partial=False)
         backend = self._backend()
         try:
             try:
@@ -274,6 +350,56 @@ class OpenHandsTestGenerator:
                 task_id, timeout, poll_interval, cancel_on_timeout=cancel_on_timeout
             )
         )
+
+    async def collect_batch(
+        self, task_id: str, timeout: float, poll_interval: float, *, cancel_on_timeout: bool = True
+    ) -> dict[str, Any]:
+        """Like ``get_test_generation_results`` for a batch, but a module that does not end in time
+        becomes a FAILED row (its agent paused) while the others are still verified and written."""
+        ref = self._any_ref(task_id)
+        if not isinstance(ref, BatchRef):
+            raise ValueError("collect_batch needs a batch task ID")
+        return await self._batch_results(ref, timeout, poll_interval, cancel_on_timeout, partial=True)
+
+    async def _batch_results(
+        self, batch: BatchRef, timeout: float, poll_interval: float, cancel_on_timeout: bool, *, partial: bool
+    ) -> dict[str, Any]:
+        backend = self._backend()
+        try:
+
+            async def wait(member: TaskRef) -> _Waited:
+                try:
+                    return await self._wait(backend, member, timeout, poll_interval)
+                except (TimeoutError, OpenHandsError) as exc:
+                    return exc
+
+            states = await asyncio.gather(*(wait(m) for m in batch.members))
+            late = [m for m, st in zip(batch.members, states, strict=True) if isinstance(st, TimeoutError)]
+            if late and cancel_on_timeout:
+                for member in late:
+                    with contextlib.suppress(OpenHandsError):
+                        await backend.cancel(member, await backend.status(member))
+            if late and not partial:
+                names = ", ".join(m.module_path for m in late)
+                raise TimeoutError(
+                    f"{len(late)} of {len(batch.members)} modules did not finish within {timeout:g}s: {names}"
+                )
+            limit = asyncio.Semaphore(self.verify_concurrency)
+
+            async def collect(member: TaskRef, state: _Waited) -> dict[str, Any]:
+                if isinstance(state, TimeoutError):
+                    paused = "; the agent was paused" if cancel_on_timeout else ""
+                    return failed_module_result(member, f"gave up waiting: {state}{paused}")
+                if isinstance(state, OpenHandsError):
+                    return failed_module_result(member, self.redact(str(state)))
+                async with limit:
+                    return (await self._collect(backend, member, state)).to_dict()
+
+            pairs = zip(batch.members, states, strict=True)
+            results = await asyncio.gather(*(collect(m, st) for m, st in pairs))
+        finally:
+            await backend.aclose()
+        return batch_result(batch, list(results))
 
     async def _collect(self, backend: Backend, ref: TaskRef, state: AgentState) -> TestGenerationResult:
         message = None
@@ -338,7 +464,7 @@ class OpenHandsTestGenerator:
 
     async def generate_tests(
         self,
-        module_path: str,
+        module_path: str | Sequence[str],
         output_path: str,
         coverage_threshold: float = DEFAULT_THRESHOLD,
         *,
@@ -354,7 +480,7 @@ class OpenHandsTestGenerator:
 
     def generate_tests_sync(
         self,
-        module_path: str,
+        module_path: str | Sequence[str],
         output_path: str,
         coverage_threshold: float = DEFAULT_THRESHOLD,
         *,
