@@ -114,10 +114,14 @@ class BatchRef:
             # Bounded decompression: a crafted payload must not expand without limit.
             inflater = zlib.decompressobj()
             raw = inflater.decompress(packed, MAX_BATCH_MODULES * MAX_TASK_ID_CHARS + 1024)
-            if inflater.unconsumed_tail:
-                raise InvalidTaskIdError("the batch task ID's payload is too large")
-            data: Any = json.loads(raw)
+            too_large = bool(inflater.unconsumed_tail)
         except (binascii.Error, zlib.error, ValueError):
+            raise InvalidTaskIdError("the batch task ID's payload is damaged") from None
+        if too_large:
+            raise InvalidTaskIdError("the batch task ID's payload is too large")
+        try:
+            data: Any = json.loads(raw)
+        except ValueError:
             raise InvalidTaskIdError("the batch task ID's payload is damaged") from None
         if not isinstance(data, list) or not all(isinstance(x, str) for x in data):
             raise InvalidTaskIdError("the batch task ID's payload is not a list of task IDs")
