@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import subprocess
 import uuid
 import zlib
 from pathlib import Path
@@ -18,10 +20,11 @@ import pytest
 from runner.openhands import InvalidTaskIdError, OpenHandsTestGenerator, TaskRef
 from runner.openhands.batch import BatchRef, batch_status, module_outputs, parse_any
 
-from .conftest import git
+from .conftest import PY, git
 from .openhands_support.agent_server import AgentServer
 from .openhands_support.calc_project import FULL
 from .openhands_support.fake_llm import FakeLLM, finish, llm_error, write_file
+from .test_action import errors, run_step
 
 STRS = "def shout(s):\n    return s.upper() + '!'\n"
 NUMS = "def double(n):\n    return 2 * n\n"
@@ -142,3 +145,83 @@ def test_three_module_batch_one_agent_fails(
     # The final status look agrees: FAILED once every module ended, naming the failed one.
     after = generator.get_task_status_sync(task_id)
     assert after["status"] == "FAILED" and after["reason"].startswith("strs.py: ")
+
+
+def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PY, "-m", "runner", *args], cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+
+
+OFFLINE = {
+    "OPENHANDS_BACKEND": "agent-server", "OPENHANDS_API_URL": "http://127.0.0.1:9",
+    "OPENHANDS_LLM_MODEL": "openai/fake",
+}  # fmt: skip
+
+
+def test_cli_and_action_bad_batch_inputs_are_one_line_errors(
+    calc_repo: Path, tmp_path: Path, runner_temp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_modules(calc_repo)
+    for args, needle in [
+        (["--module-path", "calc.py", "--module-path", "strs.py", "--output-path", "tests/t.py"], "{stem}"),
+        (["--module-path", "calc.py", "--module-path", "nope.py", "--output-path", "t/{stem}.py"], "nope.py"),
+    ]:
+        got = _cli(["submit", *args], OFFLINE, calc_repo)
+        assert got.returncode == 2 and got.stderr.count("\n") == 1 and needle in got.stderr, got.stderr
+    got = _cli(["collect", "ohb1.agent-server.AAAA", "--test-reruns", "3"], OFFLINE, calc_repo)
+    assert got.returncode == 2 and "task-id" in got.stderr and got.stderr.count("\n") == 1, got.stderr
+    got = _cli(["collect", "x", "--test-reruns", "-1"], OFFLINE, calc_repo)
+    assert got.returncode == 2 and "--test-reruns" in got.stderr
+    for key, value in OFFLINE.items():
+        monkeypatch.setenv(key, value)
+    (tmp_path / "s").mkdir()
+    step = run_step(
+        calc_repo, tmp_path / "s",
+        {"mode": "submit", "module-path": "calc.py\nstrs.py\n", "output-path": "tests/t.py"}, runner_temp,
+    )  # fmt: skip
+    [error] = errors(step)
+    assert step.returncode == 2 and "output-path" in error.data and "{stem}" in error.data
+
+
+@pytest.mark.openhands
+def test_cli_batch_with_existing_tests(
+    agent_server: AgentServer, fake_llm: FakeLLM, calc_repo: Path, tmp_path: Path, runner_temp: Path
+) -> None:
+    add_modules(calc_repo)
+    (calc_repo / "tests").mkdir()
+    (calc_repo / "tests" / "test_repo.py").write_text(STRS_TESTS)  # the repository's own test of strs
+    git(calc_repo, "add", ".")
+    git(calc_repo, "commit", "-q", "-m", "repo tests")
+    template = f"tests/cli_{uuid.uuid4().hex[:8]}/test_{{stem}}.py"
+    out = {stem: template.replace("{stem}", stem) for stem in ("strs", "nums")}
+    fake_llm.add_scenario(out["strs"], [write_file(out["strs"], STRS_TESTS), finish("ok")])  # nothing new
+    fake_llm.add_scenario(out["nums"], [write_file(out["nums"], NUMS_TESTS), finish("ok")])
+    env = {
+        **OFFLINE, "OPENHANDS_API_URL": agent_server.url, "OPENHANDS_API_KEY": agent_server.api_key or "",
+        "OPENHANDS_LLM_BASE_URL": fake_llm.base_url, "OPENHANDS_LLM_API_KEY": "k",
+        "OPENHANDS_LLM_NUM_RETRIES": "1", "OPENHANDS_LLM_RETRY_MAX_WAIT": "0",
+        "OPENHANDS_SERVER_ROOT": str(tmp_path / "server"), "OPENHANDS_REPO_URL": str(calc_repo),
+    }  # fmt: skip
+    sub = _cli(["submit", "--module-path", "strs.py", "--module-path", "nums.py", "--output-path", template],
+               env, calc_repo)  # fmt: skip
+    assert sub.returncode == 0, sub.stderr
+    task_id = sub.stdout.strip()
+    assert task_id.startswith("ohb1.agent-server.")
+    status = json.loads(_cli(["status", task_id], env, calc_repo).stdout)
+    assert [m["module_path"] for m in status["modules"]] == ["strs.py", "nums.py"]
+    got = _cli(
+        ["collect", task_id, "--poll-interval", "0.3", "--existing-test", "tests/test_repo.py",
+         "--test-reruns", "1"], env, calc_repo,
+    )  # fmt: skip
+    assert got.returncode == 1, got.stderr
+    result = json.loads(got.stdout)
+    rows = {m["module_path"]: m for m in result["modules"]}
+    # strs.py: the repository's test already covers everything the generated one does.
+    assert rows["strs.py"]["status"] == "FAILED" and rows["strs.py"]["coverage_before"] == 100.0
+    assert rows["strs.py"]["tests"][0]["reason"].startswith("adds no line coverage beyond")
+    # nums.py: the repository's test never imports it, so nothing was covered before.
+    assert rows["nums.py"]["status"] == "COMPLETED" and rows["nums.py"]["coverage_before"] == 0.0
+    assert result["reason"].startswith("strs.py: no generated test was kept")
+    assert "FAILED" in got.stderr and got.stderr.count("\n") == 1
