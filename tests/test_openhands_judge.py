@@ -208,3 +208,45 @@ def test_prune_drops_decorators_emptied_classes_and_shadowed_duplicates() -> Non
         "test_a", "helper", "test_c", "test_d",
     ]  # fmt: skip
     assert "parametrize" not in pruned and "TestOnly" not in pruned
+
+
+def test_in_process_coverage_reader_equals_the_json_report(calc_repo: Path, tmp_path: Path) -> None:
+    """Per-context lines read with coverage.py's API equal ``coverage json --show-contexts``'s."""
+    import os
+    import subprocess
+
+    from runner.openhands.judge import (
+        PLUGIN_MODULE,
+        PLUGIN_SOURCE,
+        REPORT_ENV,
+        read_coverage_data,
+        read_coverage_json,
+        read_items,
+    )
+
+    from .conftest import PY
+
+    (tmp_path / f"{PLUGIN_MODULE}.py").write_text(PLUGIN_SOURCE)
+    (calc_repo / "tests").mkdir()
+    (calc_repo / "tests" / "test_gen.py").write_text(MIXED)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), REPORT_ENV: str(tmp_path / "items.json")}
+    data = tmp_path / "data"
+    subprocess.run(
+        [PY, "-m", "coverage", "run", f"--data-file={data}", "--include=calc.py", "-m", "pytest", "-q",
+         "-p", "no:cacheprovider", "-p", PLUGIN_MODULE, "tests/test_gen.py"],
+        cwd=calc_repo, env=env, capture_output=True, check=False,
+    )  # fmt: skip
+    subprocess.run(
+        [PY, "-m", "coverage", "json", f"--data-file={data}", "--show-contexts",
+         "-o", str(tmp_path / "c.json")],
+        cwd=calc_repo, capture_output=True, check=True,
+    )  # fmt: skip
+    in_process = read_coverage_data(data, calc_repo)
+    report = read_coverage_json(tmp_path / "c.json")
+    assert in_process is not None and report is not None
+    assert in_process.statements == report.statements and len(report.statements) == 6
+    assert in_process.by_context == report.by_context
+    items = read_items(tmp_path / "items.json")
+    good = next(n for n, info in items.items() if info["key"] == "test_good")
+    assert items[good]["outcome"] == "passed"
+    assert in_process.by_context[good] == {("calc.py", 2)}  # return a + b: the line test_good runs

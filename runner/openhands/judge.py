@@ -306,6 +306,39 @@ def read_coverage_json(path: Path) -> CoverageData | None:
     return CoverageData(statements, by_context)
 
 
+def read_coverage_data(data_file: Path, root: Path) -> CoverageData | None:
+    """The same as ``read_coverage_json`` of ``coverage json --show-contexts``, read in this process
+    with coverage.py's API (file names relative to ``root``, as the json report has them)."""
+    import coverage  # a dependency of ours; imported here because only verification needs it
+
+    cov = coverage.Coverage(data_file=str(data_file), config_file=False)
+    cov.load()
+    data = cov.get_data()
+    statements: Lines = set()
+    by_context: dict[str, Lines] = {}
+    for path in data.measured_files():
+        if not Path(path).is_absolute():  # the project's relative_files: let coverage json resolve it
+            raise ValueError(f"relative file name in the coverage data: {path}")
+        try:
+            name = str(Path(path).resolve().relative_to(root.resolve()))
+        except ValueError:
+            name = path
+        _, file_statements, _, missing, _ = cov.analysis2(path)
+        executed = set(file_statements) - set(missing)
+        statements |= {(name, n) for n in file_statements}
+        contexts = data.contexts_by_lineno(path)
+        for line, labels in contexts.items():
+            if line not in executed:
+                continue
+            for label in labels or [""]:
+                by_context.setdefault(label, set()).add((name, line))
+        if not contexts:
+            by_context.setdefault("", set()).update((name, n) for n in executed)
+    if not statements:
+        return None
+    return CoverageData(statements, by_context)
+
+
 def percent(covered: Lines, statements: Lines) -> float:
     if not statements:
         return 0.0

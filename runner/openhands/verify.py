@@ -25,12 +25,14 @@ from runner.openhands.judge import (
     PLUGIN_MODULE,
     PLUGIN_SOURCE,
     REPORT_ENV,
+    CoverageData,
     JudgeReport,
     find_candidates,
     judge_tests,
     outcomes_by_key,
     percent,
     prune,
+    read_coverage_data,
     read_coverage_json,
     read_items,
 )
@@ -162,21 +164,31 @@ async def _verify_in(
         include = coverage_include(module_path, tree)
         pytest_args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", PLUGIN_MODULE]
 
-        async def covered_run(name: str, paths: Sequence[str], run_log: Path) -> tuple[str, int | None, Path]:
+        async def covered_run(
+            name: str, paths: Sequence[str], run_log: Path
+        ) -> tuple[str, int | None, Path, CoverageData | None]:
             data, items = scratch / f"{name}.coverage", scratch / f"{name}.items.json"
             kind, code = await _run(
                 [python, "-m", "coverage", "run", f"--data-file={data}", include, *pytest_args, *paths],
                 cwd=tree, log=run_log, deadline=deadline, extra_env=_plugin_env(plugin_dir, items),
             )  # fmt: skip
-            if kind == "exited" and data.exists():
-                await _run(
-                    # The data file already holds only the module's files (and, for a package, the
-                    # files the tests never imported, as unexecuted): report all of it.
-                    [python, "-m", "coverage", "json", f"--data-file={data}", "--show-contexts",
-                     "-o", str(scratch / f"{name}.json")],
-                    cwd=tree, log=scratch / "coverage-json.log", deadline=loop.time() + 120,
-                )  # fmt: skip
-            return kind, code, items
+            if kind != "exited" or not data.exists():
+                return kind, code, items, None
+            if python == sys.executable:
+                # Our own interpreter wrote it: read it here (one process fewer per run).
+                try:
+                    return kind, code, items, await asyncio.to_thread(read_coverage_data, data, tree)
+                except Exception:  # any trouble: ask the tests' interpreter for the json report instead
+                    pass
+            report = scratch / f"{name}.json"
+            await _run(
+                # The data file already holds only the module's files (and, for a package, the
+                # files the tests never imported, as unexecuted): report all of it.
+                [python, "-m", "coverage", "json", f"--data-file={data}", "--show-contexts",
+                 "-o", str(report)],
+                cwd=tree, log=scratch / "coverage-json.log", deadline=loop.time() + 120,
+            )  # fmt: skip
+            return kind, code, items, read_coverage_json(report)
 
         if setup_command:
             kind, code = await _run(setup_command, cwd=tree, log=log, deadline=deadline)
@@ -188,16 +200,15 @@ async def _verify_in(
         baseline: set[tuple[str, int]] = set()
         coverage_before = 0.0
         if existing_tests:
-            kind, _, _ = await covered_run("existing", existing_tests, scratch / "existing.log")
+            kind, _, _, before = await covered_run("existing", existing_tests, scratch / "existing.log")
             if kind == "timeout":
                 return Verification(False, None, None, _tail(scratch / "existing.log"),
                                     "the repository's existing tests timed out", commit)  # fmt: skip
-            before = read_coverage_json(scratch / "existing.json")
             if before is not None:
                 baseline = before.all_lines
                 coverage_before = percent(baseline, before.statements)
         started = time.monotonic()
-        kind, code, items_file = await covered_run("generated", [output_path], log)
+        kind, code, items_file, first_coverage = await covered_run("generated", [output_path], log)
         elapsed = time.monotonic() - started
         if kind == "timeout":
             return Verification(
@@ -211,7 +222,6 @@ async def _verify_in(
             return Verification(False, None, code, tail,
                                 "the generated file contains no tests (pytest collected nothing)", commit,
                                 coverage_before=coverage_before)  # fmt: skip
-        first_coverage = read_coverage_json(scratch / "generated.json")
         try:
             source = content.decode("utf-8")
             find_candidates(source)
@@ -255,12 +265,11 @@ async def _verify_in(
             written = prune(source, rejected).encode("utf-8")
             target.write_bytes(written)
             final_log = scratch / "final.log"
-            kind, final_code, final_items = await covered_run(
+            kind, final_code, final_items, final_data = await covered_run(
                 "final", [*existing_tests, output_path], final_log
             )
             tail = _tail(final_log)
             final = outcomes_by_key(read_items(final_items), target)
-            final_data = read_coverage_json(scratch / "final.json")
             coverage = percent(final_data.all_lines, final_data.statements) if final_data else 0.0
             if kind != "exited":
                 tests_passed, reason = False, f"the pruned file did not finish ({kind})"
