@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 
-from runner.openhands import InvalidTaskIdError, OpenHandsTestGenerator, TaskRef
+from runner.openhands import InvalidTaskIdError, OpenHandsAuthError, OpenHandsTestGenerator, TaskRef
 from runner.openhands.batch import BatchRef, batch_status, module_outputs, parse_any
 
 from .conftest import PY, git
 from .openhands_support.agent_server import AgentServer
 from .openhands_support.calc_project import FULL
+from .openhands_support.cloud_v1 import CloudV1Server
 from .openhands_support.fake_llm import FakeLLM, finish, llm_error, write_file
 from .test_action import errors, run_step
 
@@ -225,3 +226,63 @@ def test_cli_batch_with_existing_tests(
     assert rows["nums.py"]["status"] == "COMPLETED" and rows["nums.py"]["coverage_before"] == 0.0
     assert result["reason"].startswith("strs.py: no generated test was kept")
     assert "FAILED" in got.stderr and got.stderr.count("\n") == 1
+
+
+def _cloud_generator(cloud: CloudV1Server, repo: Path) -> OpenHandsTestGenerator:
+    settings = {
+        "OPENHANDS_BACKEND": "cloud", "OPENHANDS_API_URL": cloud.url, "OPENHANDS_API_KEY": cloud.api_key,
+        "GITHUB_REPOSITORY": "acme/calc", "GITHUB_REF_NAME": "main",
+    }  # fmt: skip
+    return OpenHandsTestGenerator.from_env(settings, workspace=repo, backoff=0.01, test_reruns=1)
+
+
+def test_cloud_batch_status_per_module_and_collect(
+    cloud_server: CloudV1Server, calc_repo: Path, runner_temp: Path
+) -> None:
+    add_modules(calc_repo)
+    template = f"tests/cloud_{uuid.uuid4().hex[:8]}/test_{{stem}}.py"
+    out = {stem: template.replace("{stem}", stem) for stem in ("strs", "nums")}
+    cloud_server.add_scenario(out["strs"], files={out["strs"]: STRS_TESTS})
+    cloud_server.add_scenario(out["nums"], files={out["nums"]: NUMS_TESTS})
+    gen = _cloud_generator(cloud_server, calc_repo)
+    task_id = gen.submit_test_generation_task_sync(["strs.py", "nums.py"], template, 90)
+    assert task_id.startswith("ohb1.cloud.") and len(BatchRef.parse(task_id).members) == 2
+    first = gen.get_task_status_sync(task_id)
+    assert first["status"] == "QUEUED" and [m["status"] for m in first["modules"]] == ["QUEUED", "QUEUED"]
+    result = gen.get_test_generation_results_sync(task_id, timeout=30, poll_interval=0.05)
+    assert result["status"] == "COMPLETED" and result["reason"] is None, result["reason"]
+    assert [m["coverage"] for m in result["modules"]] == [100.0, 100.0]
+    assert result["funnel"] == {
+        "generated": 2, "passing": 2, "stable": 2, "asserting": 2, "adding_coverage": 2, "kept": 2,
+    }  # fmt: skip
+    assert gen.get_task_status_sync(task_id)["status"] == "COMPLETED"
+
+
+def test_cloud_batch_submit_failure_names_the_module(
+    cloud_server: CloudV1Server, calc_repo: Path, runner_temp: Path
+) -> None:
+    add_modules(calc_repo)
+    cloud_server.fail_next(1, 401, method="POST", path="/api/v1/app-conversations")
+    gen = _cloud_generator(cloud_server, calc_repo)
+    with pytest.raises(OpenHandsAuthError, match=r"^(calc|strs|nums)\.py: .*rejected the API key"):
+        gen.submit_test_generation_task_sync(["calc.py", "strs.py", "nums.py"], "tests/x_{stem}.py")
+
+
+def test_batch_timeout_raises_naming_the_late_modules_and_collect_keeps_the_rest(
+    cloud_server: CloudV1Server, calc_repo: Path, runner_temp: Path
+) -> None:
+    from runner.openhands.generation import collect
+
+    add_modules(calc_repo)
+    template = f"tests/late_{uuid.uuid4().hex[:8]}/test_{{stem}}.py"
+    out = {stem: template.replace("{stem}", stem) for stem in ("strs", "nums")}
+    cloud_server.add_scenario(out["strs"], files={out["strs"]: STRS_TESTS})
+    cloud_server.add_scenario(out["nums"], execution_statuses=("idle", "running"))  # never ends
+    gen = _cloud_generator(cloud_server, calc_repo)
+    task_id = gen.submit_test_generation_task_sync(["strs.py", "nums.py"], template)
+    with pytest.raises(TimeoutError, match=r"1 of 2 modules did not finish within 1s: nums\.py$"):
+        gen.get_test_generation_results_sync(task_id, timeout=1, poll_interval=0.05)
+    result = collect(gen, task_id, timeout=1, poll_interval=0.05)
+    rows = {m["module_path"]: m for m in result["modules"]}
+    assert result["status"] == "FAILED" and result["reason"].startswith("nums.py: gave up waiting")
+    assert rows["strs.py"]["status"] == "COMPLETED" and (calc_repo / out["strs"]).read_text() == STRS_TESTS

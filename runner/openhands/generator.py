@@ -203,14 +203,19 @@ class OpenHandsTestGenerator:
                     return await backend.submit(request, submitted_at=time.time())
 
             done = await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
+            refs = tuple(r for r in done if isinstance(r, TaskRef))
+            failed = [(r, e) for r, e in zip(requests, done, strict=True) if isinstance(e, BaseException)]
+            if failed:
+                # No batch ID will name the tasks that did start: stop their agents (best effort).
+                for ref in refs:
+                    with contextlib.suppress(OpenHandsError):
+                        await backend.cancel(ref, await backend.status(ref))
+                request, error = failed[0]
+                if isinstance(error, OpenHandsError):
+                    error.args = (f"{request.module_path}: {error}",)
+                raise error
         finally:
             await backend.aclose()
-        for request, outcome in zip(requests, done, strict=True):
-            if isinstance(outcome, BaseException):
-                if isinstance(outcome, OpenHandsError):
-                    outcome.args = (f"{request.module_path}: {outcome}",)
-                raise outcome
-        refs = tuple(r for r in done if isinstance(r, TaskRef))
         return BatchRef(backend=self.settings.backend, members=refs).encode()
 
     submit_test_generation_task_async = submit_test_generation_task
