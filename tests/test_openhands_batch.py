@@ -282,6 +282,8 @@ def test_batch_timeout_raises_naming_the_late_modules_and_collect_keeps_the_rest
     task_id = gen.submit_test_generation_task_sync(["strs.py", "nums.py"], template)
     with pytest.raises(TimeoutError, match=r"1 of 2 modules did not finish within 1s: nums\.py$"):
         gen.get_test_generation_results_sync(task_id, timeout=1, poll_interval=0.05)
+    assert (calc_repo / out["strs"]).read_text() == STRS_TESTS  # the module that ended was still written
+    (calc_repo / out["strs"]).unlink()
     result = collect(gen, task_id, timeout=1, poll_interval=0.05)
     rows = {m["module_path"]: m for m in result["modules"]}
     assert result["status"] == "FAILED" and result["reason"].startswith("nums.py: gave up waiting")

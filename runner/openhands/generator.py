@@ -48,7 +48,6 @@ from runner.openhands.verify import (
 __all__ = ["OpenHandsTestGenerator", "TestGenerationResult"]
 
 DEFAULT_THRESHOLD = 80.0
-_Waited = AgentState | TimeoutError | OpenHandsError  # how waiting for one module of a batch ended
 
 
 @dataclass
@@ -321,8 +320,9 @@ class OpenHandsTestGenerator:
     ) -> dict[str, Any]:
         """Wait for the agent, then verify its tests; raises TimeoutError if it does not end in time.
 
-        For a batch, the modules are waited for and verified concurrently (each in its own worktree);
-        TimeoutError names the modules that did not end in time."""
+        For a batch, each module is verified (in its own worktree) as soon as its agent ends, several at
+        once; TimeoutError names the modules that did not end in time (the others are still verified
+        and written first)."""
         ref = self._any_ref(task_id)
         if isinstance(ref, BatchRef):
             return await self._batch_results(ref, timeout, poll_interval, cancel_on_timeout, partial=False)
@@ -370,40 +370,35 @@ class OpenHandsTestGenerator:
         self, batch: BatchRef, timeout: float, poll_interval: float, cancel_on_timeout: bool, *, partial: bool
     ) -> dict[str, Any]:
         backend = self._backend()
+        limit = asyncio.Semaphore(self.verify_concurrency)
+        late: list[TaskRef] = []
         try:
 
-            async def wait(member: TaskRef) -> _Waited:
+            async def one(member: TaskRef) -> dict[str, Any]:
+                # Each module is verified as soon as its agent ends, while the others still run.
                 try:
-                    return await self._wait(backend, member, timeout, poll_interval)
-                except (TimeoutError, OpenHandsError) as exc:
-                    return exc
-
-            states = await asyncio.gather(*(wait(m) for m in batch.members))
-            late = [m for m, st in zip(batch.members, states, strict=True) if isinstance(st, TimeoutError)]
-            if late and cancel_on_timeout:
-                for member in late:
-                    with contextlib.suppress(OpenHandsError):
-                        await backend.cancel(member, await backend.status(member))
-            if late and not partial:
-                names = ", ".join(m.module_path for m in late)
-                raise TimeoutError(
-                    f"{len(late)} of {len(batch.members)} modules did not finish within {timeout:g}s: {names}"
-                )
-            limit = asyncio.Semaphore(self.verify_concurrency)
-
-            async def collect(member: TaskRef, state: _Waited) -> dict[str, Any]:
-                if isinstance(state, TimeoutError):
+                    state = await self._wait(backend, member, timeout, poll_interval)
+                except TimeoutError as exc:
+                    late.append(member)
+                    if cancel_on_timeout:
+                        with contextlib.suppress(OpenHandsError):
+                            await backend.cancel(member, await backend.status(member))
                     paused = "; the agent was paused" if cancel_on_timeout else ""
-                    return failed_module_result(member, f"gave up waiting: {state}{paused}")
-                if isinstance(state, OpenHandsError):
-                    return failed_module_result(member, self.redact(str(state)))
+                    return failed_module_result(member, f"gave up waiting: {exc}{paused}")
+                except OpenHandsError as exc:
+                    return failed_module_result(member, self.redact(str(exc)))
                 async with limit:
                     return (await self._collect(backend, member, state)).to_dict()
 
-            pairs = zip(batch.members, states, strict=True)
-            results = await asyncio.gather(*(collect(m, st) for m, st in pairs))
+            results = await asyncio.gather(*(one(m) for m in batch.members))
         finally:
             await backend.aclose()
+        if late and not partial:
+            # The modules that did end are verified and written; the seed's API still raises.
+            names = ", ".join(m.module_path for m in batch.members if m in late)
+            raise TimeoutError(
+                f"{len(late)} of {len(batch.members)} modules did not finish within {timeout:g}s: {names}"
+            )
         return batch_result(batch, list(results))
 
     async def _collect(self, backend: Backend, ref: TaskRef, state: AgentState) -> TestGenerationResult:
