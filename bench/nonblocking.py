@@ -526,6 +526,8 @@ def component_nonblocking(bench: Bench, modules: list[str], stage_s: float) -> d
     task_id = gen.submit_test_generation_task_sync(modules, template)
     submit = time.perf_counter() - start
     other = stages(stage_s)
+    # How far the agents were when the stages ended (one look; says whether collect waited for them).
+    agents = [m["agent_status"] for m in gen.get_task_status_sync(task_id)["modules"]]
     before_collect = time.perf_counter()
     result = gen.get_test_generation_results_sync(task_id, timeout=600, poll_interval=bench.poll_interval)
     end = time.perf_counter()
@@ -533,6 +535,8 @@ def component_nonblocking(bench: Bench, modules: list[str], stage_s: float) -> d
         "wall_s": end - start, "submit_s": submit, "other_s": other, "collect_s": end - before_collect,
         "ok": bool(result.get("success")), "reason": result.get("reason"),
         "tests_generated": result["funnel"].get("generated", 0),
+        "agent_status_after_stages": agents,
+        "module_done_s_since_submit": [m["duration_s"] for m in result["modules"]],
     }  # fmt: skip
 
 
