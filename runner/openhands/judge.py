@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,12 +33,19 @@ from typing import Any
 __all__ = [
     "PLUGIN_MODULE",
     "PLUGIN_SOURCE",
+    "REPORT_ENV",
+    "CoverageData",
     "JudgeReport",
     "TestCandidate",
     "TestVerdict",
     "find_candidates",
     "judge_tests",
+    "outcomes_by_key",
+    "percent",
     "prune",
+    "read_coverage_data",
+    "read_coverage_json",
+    "read_items",
 ]
 
 PLUGIN_MODULE = "worktree_runner_judge_plugin"
@@ -450,10 +456,3 @@ async def judge_tests(
     if first_coverage is not None:
         report.coverage_by_union = percent(covered, first_coverage.statements)
     return report
-
-
-def env_with_plugin(env: dict[str, str], plugin_dir: Path, report: Path) -> dict[str, str]:
-    out = dict(env)
-    out["PYTHONPATH"] = os.pathsep.join(p for p in (str(plugin_dir), env.get("PYTHONPATH", "")) if p)
-    out[REPORT_ENV] = str(report)
-    return out
