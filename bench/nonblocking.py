@@ -4,7 +4,7 @@
 With a generation that takes about G seconds and other workflow steps that take S seconds, one run measures
 side by side (order rotated from one repetition to the next):
 
-* ``blocking``: ``OpenHandsTestGenerator.generate_tests(...)`` (submit + wait + verify), then the other
+* ``blocking``: ``OpenHandsTestGenerator.generate_tests_sync(...)`` (submit + wait + verify), then the other
   steps - ideally G + S;
 * ``nonblocking``: ``submit_test_generation_task(...)``, the other steps, then
   ``get_test_generation_results(...)`` (wait if still running + fetch + verify) - ideally max(G, S).
@@ -162,7 +162,7 @@ def run_blocking(bench: Bench, other_s: float) -> dict[str, Any]:
     gen = bench.generator()
     out = bench.scripted_output("blocking")
     start = time.perf_counter()
-    result = gen.generate_tests(MODULE, out, timeout=600, poll_interval=bench.poll_interval)
+    result = gen.generate_tests_sync(MODULE, out, timeout=600, poll_interval=bench.poll_interval)
     generation = time.perf_counter() - start
     other = other_steps(other_s)
     wall = time.perf_counter() - start
@@ -173,11 +173,11 @@ def run_nonblocking(bench: Bench, other_s: float) -> dict[str, Any]:
     gen = bench.generator()
     out = bench.scripted_output("nonblocking")
     start = time.perf_counter()
-    task_id = gen.submit_test_generation_task(MODULE, out)
+    task_id = gen.submit_test_generation_task_sync(MODULE, out)
     submit = time.perf_counter() - start
     other = other_steps(other_s)
     before_collect = time.perf_counter()
-    result = gen.get_test_generation_results(task_id, timeout=600, poll_interval=bench.poll_interval)
+    result = gen.get_test_generation_results_sync(task_id, timeout=600, poll_interval=bench.poll_interval)
     end = time.perf_counter()
     return {
         "wall_s": end - start,
@@ -214,14 +214,14 @@ def calibrate(bench: Bench, runs: int) -> list[dict[str, float]]:
         gen = bench.generator()
         out = bench.scripted_output("warmup")
         start = time.perf_counter()
-        task_id = gen.submit_test_generation_task(MODULE, out)
+        task_id = gen.submit_test_generation_task_sync(MODULE, out)
         submitted = time.perf_counter()
-        while gen.get_task_status(task_id)["status"] not in ("COMPLETED", "FAILED"):
+        while gen.get_task_status_sync(task_id)["status"] not in ("COMPLETED", "FAILED"):
             if time.perf_counter() - start > 120:
                 raise RuntimeError(f"warm-up generation {i + 1} did not end within 120 s")
             time.sleep(0.1)
         ended = time.perf_counter()
-        result = gen.get_test_generation_results(task_id, timeout=60, poll_interval=bench.poll_interval)
+        result = gen.get_test_generation_results_sync(task_id, timeout=60, poll_interval=bench.poll_interval)
         done = time.perf_counter()
         if not result.get("success"):
             raise RuntimeError(f"warm-up generation {i + 1} failed: {result.get('reason')}")
@@ -247,7 +247,7 @@ def submit_latencies(bench: Bench, n: int) -> list[dict[str, float]]:
         record.clear()
         start = time.perf_counter()
         out = f"tests/{SUBMIT_MATCH}{i}_{uuid.uuid4().hex[:6]}.py"
-        task_id = gen.submit_test_generation_task(MODULE, out)
+        task_id = gen.submit_test_generation_task_sync(MODULE, out)
         total = time.perf_counter() - start
         checkout = sum(s for m, p, s in record if p.endswith("/api/bash/execute_bash_command"))
         post = sum(s for m, p, s in record if m == "POST" and p.endswith("/api/conversations"))
@@ -255,7 +255,7 @@ def submit_latencies(bench: Bench, n: int) -> list[dict[str, float]]:
             {"total_s": total, "checkout_s": checkout, "post_s": post, "client_s": total - checkout - post}
         )
         deadline = time.monotonic() + 120
-        while gen.get_task_status(task_id)["status"] not in ("COMPLETED", "FAILED"):
+        while gen.get_task_status_sync(task_id)["status"] not in ("COMPLETED", "FAILED"):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"submit-latency task {i + 1} did not end within 120 s")
             time.sleep(0.1)
@@ -299,7 +299,7 @@ def cli_submits(bench: Bench, n: int) -> list[float]:
             raise RuntimeError(f"`python -m runner submit` failed ({proc.returncode}): {proc.stderr[-1000:]}")
         task_id = proc.stdout.strip().splitlines()[-1]
         deadline = time.monotonic() + 120
-        while gen.get_task_status(task_id)["status"] not in ("COMPLETED", "FAILED"):
+        while gen.get_task_status_sync(task_id)["status"] not in ("COMPLETED", "FAILED"):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"CLI submit task {i + 1} did not end within 120 s")
             time.sleep(0.1)
@@ -455,6 +455,202 @@ def summarise(
     return "\n".join(text), summary
 
 
+# -- the design's component scenario, scaled 1/10 ----------------------------------------------------
+#
+# The design: one component of five modules, 60 s of generation each, then testing, refactoring and
+# staging (30 s each): 390 s blocking against 92 s non-blocking. Scaled 1/10: G = 6 s per module, three
+# stages of 3 s. Blocking = ``generate_tests`` per module in turn, then the stages; non-blocking = ONE
+# submit of the five modules (one batch task ID), the stages, ONE collect (verifies the five at once).
+
+COMPONENT_STEMS = ("calc", "mod_a", "mod_b", "mod_c", "mod_d")
+
+
+def _module_source(stem: str) -> str:
+    return f"def {stem}_abs(x):\n    if x < 0:\n        return -x\n    return x\n"
+
+
+def _module_tests(stem: str) -> str:
+    if stem == "calc":
+        return FULL
+    return (
+        f"from {stem} import {stem}_abs\n\n\ndef test_negative():\n    assert {stem}_abs(-2) == 2\n\n\n"
+        f"def test_positive():\n    assert {stem}_abs(3) == 3\n"
+    )
+
+
+def add_component_modules(repo: Path) -> list[str]:
+    for stem in COMPONENT_STEMS[1:]:
+        (repo / f"{stem}.py").write_text(_module_source(stem))
+    subprocess.run(["git", "add", "."], cwd=repo, check=True, capture_output=True)
+    subprocess.run(["git", "commit", "-q", "-m", "component"], cwd=repo, check=True, capture_output=True)
+    return [f"{stem}.py" for stem in COMPONENT_STEMS]
+
+
+def component_template(bench: Bench, label: str, n: int) -> str:
+    """A ``{stem}`` output template with one scenario per module: wait, write the tests, finish."""
+    template = f"tests/{label}_{uuid.uuid4().hex[:8]}/test_{{stem}}.py"
+    for stem in COMPONENT_STEMS[:n]:
+        out = template.replace("{stem}", stem)
+        steps = [delay(bench.llm_delay), write_file(out, _module_tests(stem)), finish("ok")]
+        bench.llm.add_scenario(out, steps)
+    return template
+
+
+def stages(seconds: float, count: int = 3) -> float:
+    """Testing, refactoring, staging: ``count`` real subprocesses of ``seconds`` each."""
+    return sum(other_steps(seconds) for _ in range(count))
+
+
+def component_blocking(bench: Bench, modules: list[str], stage_s: float) -> dict[str, Any]:
+    gen = bench.generator()
+    template = component_template(bench, "blocking", len(modules))
+    start = time.perf_counter()
+    results = []
+    for m in modules:
+        out = template.replace("{stem}", m[:-3])
+        results.append(gen.generate_tests_sync(m, out, timeout=600, poll_interval=bench.poll_interval))
+    generation = time.perf_counter() - start
+    other = stages(stage_s)
+    return {
+        "wall_s": time.perf_counter() - start, "generation_s": generation, "other_s": other,
+        "ok": all(r.get("success") for r in results),
+        "reason": "; ".join(str(r.get("reason")) for r in results if not r.get("success")) or None,
+        "tests_generated": sum(r["funnel"].get("generated", 0) for r in results if r.get("funnel")),
+    }  # fmt: skip
+
+
+def component_nonblocking(bench: Bench, modules: list[str], stage_s: float) -> dict[str, Any]:
+    gen = bench.generator()
+    template = component_template(bench, "nonblocking", len(modules))
+    start = time.perf_counter()
+    task_id = gen.submit_test_generation_task_sync(modules, template)
+    submit = time.perf_counter() - start
+    other = stages(stage_s)
+    # How far the agents were when the stages ended (one look; says whether collect waited for them).
+    agents = [m["agent_status"] for m in gen.get_task_status_sync(task_id)["modules"]]
+    before_collect = time.perf_counter()
+    result = gen.get_test_generation_results_sync(task_id, timeout=600, poll_interval=bench.poll_interval)
+    end = time.perf_counter()
+    return {
+        "wall_s": end - start, "submit_s": submit, "other_s": other, "collect_s": end - before_collect,
+        "ok": bool(result.get("success")), "reason": result.get("reason"),
+        "tests_generated": result["funnel"].get("generated", 0),
+        "agent_status_after_stages": agents,
+        "module_done_s_since_submit": [m["duration_s"] for m in result["modules"]],
+    }  # fmt: skip
+
+
+def batch_submit_latency(bench: Bench, modules: list[str], n: int) -> list[float]:
+    """Wall time of one submit of ``modules`` (a batch when several), each on an otherwise idle server."""
+    gen = bench.generator()
+    times = []
+    for _ in range(n):
+        template = f"tests/{SUBMIT_MATCH}{uuid.uuid4().hex[:6]}_{{stem}}.py"
+        start = time.perf_counter()
+        task_id = gen.submit_test_generation_task_sync(modules if len(modules) > 1 else modules[0], template)
+        times.append(time.perf_counter() - start)
+        deadline = time.monotonic() + 120
+        while gen.get_task_status_sync(task_id)["status"] not in ("COMPLETED", "FAILED"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("submit-latency batch did not end within 120 s")
+            time.sleep(0.1)
+    return times
+
+
+def main_component(args: argparse.Namespace, python: str) -> int:
+    started = time.perf_counter()
+    scratch = Path(tempfile.mkdtemp(prefix="bench-component-"))
+    bench = Bench(scratch, python, args.poll_interval)
+    modules = add_component_modules(bench.repo)
+    marker = bench.server.marker
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in METHODS}
+    flows = {"blocking": component_blocking, "nonblocking": component_nonblocking}
+    try:
+        with sigterm_as_exit():
+            bench.start()
+            warm = calibrate(bench, 1)[-1]
+            # A generation = the agent's part: the model waits G minus what the agent needs anyway.
+            bench.llm_delay = max(0.0, args.generation_seconds - warm["agent_s"])
+            verify_per_test = warm["collect_s"] / 2  # the warm-up file (FULL) has two tests
+            log(f"model delay per module: {bench.llm_delay:.2f} s; verification {warm['collect_s']:.2f} s "
+                f"for 2 tests")  # fmt: skip
+            for rep in range(args.reps):
+                for m in rotated(METHODS, rep):
+                    busy0, t0 = busy_cpu_s(), time.perf_counter()
+                    res = flows[m](bench, modules, args.other_seconds)
+                    busy1, elapsed = busy_cpu_s(), time.perf_counter() - t0
+                    res["machine_load_cpus"] = (
+                        (busy1 - busy0) / elapsed if busy0 is not None and busy1 is not None else None
+                    )
+                    runs[m].append(res)
+                    log(f"rep {rep + 1}/{args.reps} {m:<12} {res['wall_s']:7.2f} s  ok {res['ok']}"
+                        + (f"  ({res['reason']})" if not res["ok"] else ""))  # fmt: skip
+            one = batch_submit_latency(bench, modules[:1], args.submits)
+            five = batch_submit_latency(bench, modules, args.submits)
+    finally:
+        bench.close()
+        leftover = marked_pids(marker)
+        if not args.keep:
+            shutil.rmtree(scratch, ignore_errors=True)
+    ratios = [n["wall_s"] / b["wall_s"] for b, n in zip(runs["blocking"], runs["nonblocking"], strict=True)]
+    rows = []
+    for m in METHODS:
+        rs = runs[m]
+        rows.append([
+            m, cell(_med([r["wall_s"] for r in rs])),
+            cell(_med([r["generation_s"] for r in rs])) if m == "blocking" else "-",
+            cell(_med([r["submit_s"] for r in rs])) if m == "nonblocking" else "-",
+            cell(_med([r["other_s"] for r in rs])),
+            cell(_med([r["collect_s"] for r in rs])) if m == "nonblocking" else "-",
+            str(sum(not r["ok"] for r in rs)),
+            cell(_med([r["machine_load_cpus"] for r in rs if r["machine_load_cpus"] is not None]), 2),
+        ])  # fmt: skip
+    print(
+        f"nonblocking --component: {len(modules)} modules, G {args.generation_seconds:g} s each, 3 stages of "
+        f"{args.other_seconds:g} s; Python {platform.python_version()}, {os.cpu_count()} CPUs; real "
+        f"openhands-agent-server, scripted FakeLLM; {args.reps} rep(s) "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
+    print()
+    print(markdown_table(
+        ["method", "wall s", "generate_tests x5 s", "submit s", "stages s", "collect s", "failed",
+         "machine load CPUs"], rows,
+    ))  # fmt: skip
+    print()
+    print(markdown_table(
+        ["", "value"],
+        [["nonblocking / blocking (median)", cell(_med(ratios))],
+         ["goal", "<= 0.30"],
+         ["submit latency, 1 module, p50 ms", cell(percentile(one, 50) * 1000, 1)],
+         ["submit latency, 5 modules (one batch), p50 ms", cell(percentile(five, 50) * 1000, 1)],
+         ["verification per generated test, s (warm-up: 2 tests, 3 re-runs)", cell(verify_per_test)]],
+    ))  # fmt: skip
+    any_failed = any(not r["ok"] for rs in runs.values() for r in rs)
+    summary = {
+        "bench": "nonblocking-component",
+        "modules": len(modules),
+        "generation_seconds": args.generation_seconds,
+        "stage_seconds": args.other_seconds,
+        "reps": args.reps,
+        "ratio_nonblocking_over_blocking": round(_med(ratios), 4),
+        "per_repetition_ratio": [round(r, 4) for r in ratios],
+        "submit_latency_1_module_p50_s": round(percentile(one, 50), 4),
+        "submit_latency_5_modules_p50_s": round(percentile(five, 50), 4),
+        "verification_s_per_test": round(verify_per_test, 3),
+        "warmup": {k: round(v, 3) for k, v in warm.items()},
+        "runs": {m: [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rs]
+                 for m, rs in runs.items()},
+        "any_failed": any_failed,
+        "server_marker": marker,
+        "leftover_server_processes": len(leftover),
+    }  # fmt: skip
+    line = json.dumps(summary)
+    if args.json:
+        Path(args.json).write_text(line + "\n", encoding="utf-8")
+    print(line)
+    return 1 if any_failed or leftover else 0
+
+
 # -- main -------------------------------------------------------------------------------------------
 
 
@@ -490,11 +686,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="smoke run: G = S = 2 s, 1 repetition, 2 + 1 submits, 1 warm-up"
     )
+    parser.add_argument(
+        "--component", action="store_true",
+        help="the design's scenario scaled 1/10: 5 modules, G 6 s each, 3 stages of 3 s, one batch submit",
+    )  # fmt: skip
     parser.add_argument("--json", metavar="PATH", help="also write the JSON summary to PATH")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (server log etc.)")
     args = parser.parse_args(argv)
     names = ("generation_seconds", "other_seconds", "reps", "submits", "cli_submits")
     defaults = (2.0, 2.0, 1, 2, 1) if args.quick else (8.0, 8.0, 3, 20, 5)
+    if args.component:
+        defaults = (2.0, 1.0, 1, 1, 0) if args.quick else (6.0, 3.0, 1, 3, 0)
     for name, default in zip(names, defaults, strict=True):
         if getattr(args, name) is None:
             setattr(args, name, default)
@@ -506,6 +708,8 @@ def main(argv: list[str] | None = None) -> int:
     except AgentServerUnavailable as exc:
         log(f"nonblocking: openhands-agent-server unavailable: {exc}")
         return 3
+    if args.component:
+        return main_component(args, python)
 
     started = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix="bench-nonblocking-"))

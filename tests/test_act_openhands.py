@@ -70,3 +70,45 @@ def test_submit_other_step_collect_with_act(tmp_path: Path, monkeypatch: pytest.
     [read] = [r for r in requests if r.path.endswith("/file")]
     assert read.query["file_path"] == [f"/workspace/project/calc/{OUTPUT}"]
     assert {r.headers.get("authorization") for r in requests} == {f"Bearer {cloud.api_key}"}
+
+
+def test_three_module_batch_with_act(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One submit step for three modules, a run: step, one collect step; one agent fails."""
+    act = require_act()
+    repo = tmp_path / "repo"
+    snapshot_repository(REPO_ROOT, repo)
+    (repo / "calc.py").write_text(CALC)
+    (repo / "strs.py").write_text("def shout(s):\n    return s.upper() + '!'\n")
+    (repo / "nums.py").write_text("def double(n):\n    return 2 * n\n")
+    git(repo, "add", "calc.py", "strs.py", "nums.py")
+    git(repo, "commit", "-q", "-m", "the modules to write tests for")
+    git(repo, "remote", "add", "origin", f"https://github.com/{REPOSITORY}.git")
+    monkeypatch.setattr(test_act, "WORKFLOW", "tests/fixtures/workflows/openhands-act-batch.yml")
+    nums_tests = "from nums import double\n\ndef test_double():\n    assert double(2) == 4\n"
+
+    with reachable_cloud() as cloud:
+        cloud.add_scenario("generated/test_calc_act.py", files={"generated/test_calc_act.py": FULL})
+        cloud.add_scenario(
+            "generated/test_strs_act.py", execution_statuses=("idle", "running", "error"),
+            error_code="LLMServiceUnavailableError",
+        )  # fmt: skip
+        cloud.add_scenario("generated/test_nums_act.py", files={"generated/test_nums_act.py": nums_tests})
+        (tmp_path / "vars").write_text(f"OPENHANDS_API_URL={cloud.url}\n")
+        (tmp_path / "secrets").write_text(f"OPENHANDS_API_KEY={cloud.api_key}\n")
+        (repo / ".actrc").write_text(
+            f"--var-file {tmp_path / 'vars'}\n--secret-file {tmp_path / 'secrets'}\n"
+        )
+        returncode, output, seconds = run_act(act, repo, timeout=300)
+        requests = cloud.requests
+
+    print(f"\n[act] openhands batch workflow: exit {returncode} in {seconds:.1f} s")
+    lines = step_lines(output)
+    assert "submit-outputs task-id-kind=ohb1.cloud" in lines, output[-8000:]
+    assert "other work done" in lines
+    assert "collect-outputs outcome=failure task-status=FAILED" in lines, output[-8000:]
+    assert [line for line in lines if line.startswith("written ")] == [
+        "written generated/test_calc_act.py", "written generated/test_nums_act.py",
+    ]  # fmt: skip
+    assert "rows calc.py=COMPLETED strs.py=FAILED nums.py=COMPLETED" in lines, output[-8000:]
+    assert len([r for r in requests if r.method == "POST" and r.path.endswith("/app-conversations")]) == 3
+    assert cloud.api_key not in output

@@ -221,3 +221,64 @@ def test_collect_of_failing_tests_fails_the_step_with_one_error(
     assert files_not_owned_by(dirs.workspace, RUNNER_UID) == []
     for step in (submitted, collected):
         assert_key_hidden(cloud.api_key, step, dirs.workspace)
+
+
+def test_three_module_batch_one_submit_one_collect_one_agent_fails(
+    image: BuildInfo, dirs: GithubDirs, label: str, cloud: CloudV1Server
+) -> None:
+    """One submit step for three modules (one task ID), one collect step: every file that can be written
+    is written, one row per module, and the module whose agent failed fails the batch by name."""
+    (dirs.workspace / "strs.py").write_text("def shout(s):\n    return s.upper() + '!'\n")
+    (dirs.workspace / "nums.py").write_text("def double(n):\n    return 2 * n\n")
+    git(dirs.workspace, "add", ".")
+    git(dirs.workspace, "commit", "-q", "-m", "more modules")
+    template = f"tests/gen_{uuid.uuid4().hex[:8]}/test_{{stem}}.py"
+    out = {stem: template.replace("{stem}", stem) for stem in ("calc", "strs", "nums")}
+    nums_tests = "from nums import double\n\ndef test_double():\n    assert double(2) == 4\n"
+    cloud.add_scenario(out["calc"], files={out["calc"]: FULL})
+    cloud.add_scenario(
+        out["strs"], execution_statuses=("idle", "running", "error"), error_code="LLMServiceUnavailableError",
+        error_detail="the LLM is down",
+    )  # fmt: skip
+    cloud.add_scenario(out["nums"], files={out["nums"]: nums_tests})
+    submitted = run_mode(
+        image, dirs, label, cloud, mode="submit", module_path="calc.py\nstrs.py\nnums.py\n",
+        output_path=template, coverage_threshold="90",
+    )  # fmt: skip
+    assert submitted.returncode == 0 and not submitted.step_failed, submitted.stdout + submitted.stderr
+    task_id = submitted.outputs["task-id"]
+    assert task_id.startswith("ohb1.cloud.")
+    assert len(cloud.requests_to("/api/v1/app-conversations", "POST")) == 3
+    # ... the job's other steps run here ...
+    collected = run_mode(
+        image, dirs, label, cloud, mode="collect", task_id=task_id, wait_timeout="60", poll_interval="0.1",
+        test_reruns="2",
+    )  # fmt: skip
+    assert collected.returncode == 1, collected.stdout + collected.stderr
+    assert collected.outputs["task-status"] == "FAILED"
+    assert collected.outputs["generated-file"].splitlines() == [out["calc"], out["nums"]]
+    [error] = errors(collected.stdout)
+    assert error.data.startswith("strs.py: ") and "calc.py" not in error.data
+    assert (dirs.workspace / out["calc"]).read_text() == FULL
+    assert (dirs.workspace / out["nums"]).read_text() == nums_tests
+    assert not (dirs.workspace / out["strs"]).exists()
+    result = json.loads((dirs.workspace / collected.outputs["results-file"]).read_text())
+    rows = {m["module_path"]: m for m in result["modules"]}
+    assert [rows[m]["status"] for m in ("calc.py", "strs.py", "nums.py")] == [
+        "COMPLETED",
+        "FAILED",
+        "COMPLETED",
+    ]
+    assert rows["calc.py"]["funnel"]["kept"] == 2 and rows["nums.py"]["coverage"] == 100.0
+    # The job summary: one row per module with status, kept/generated, coverage and the reason.
+    summary_rows = [
+        line for line in collected.summary.splitlines() if line.startswith("| ") and ".py |" in line
+    ]
+    module_rows = [r for r in summary_rows if r.split("|")[1].strip() in ("calc.py", "strs.py", "nums.py")]
+    assert [r.split("|")[1].strip() for r in module_rows] == ["calc.py", "strs.py", "nums.py"]
+    assert "COMPLETED | 2 / 2 | 100.0%" in module_rows[0] and "FAILED | 0 / 0" in module_rows[1]
+    assert "LLMServiceUnavailableError" in module_rows[1]
+    assert files_not_owned_by(dirs.workspace, RUNNER_UID) == []
+    assert leftover_worktree_dirs(dirs.runner_temp) == []
+    for step in (submitted, collected):
+        assert_key_hidden(cloud.api_key, step, dirs.workspace)

@@ -69,19 +69,19 @@ def test_submit_returns_at_once_and_collect_verifies(
     out = _unique("ok")
     fake_llm.add_scenario(out, [write_file(out, FULL), finish("Wrote the tests; coverage 100%.")])
     gen = _generator(env, calc_repo)
-    task_id = gen.submit_test_generation_task("calc.py", out, coverage_threshold=90)
+    task_id = gen.submit_test_generation_task_sync("calc.py", out, coverage_threshold=90)
     ref = TaskRef.parse(task_id)
     assert ref.backend == "agent-server" and ref.base_commit == git(calc_repo, "rev-parse", "HEAD")
-    first = gen.get_task_status(task_id)
+    first = gen.get_task_status_sync(task_id)
     assert first["status"] in ("QUEUED", "RUNNING", "COMPLETED") and first["task_id"] == task_id
-    result = gen.get_test_generation_results(task_id, timeout=120, poll_interval=0.3)
+    result = gen.get_test_generation_results_sync(task_id, timeout=120, poll_interval=0.3)
     assert result["status"] == "COMPLETED" and result["success"] is True, result["reason"]
     assert (result["tests_passed"], result["coverage"], result["threshold"]) == (True, 100.0, 90.0)
     assert result["generated_file"] == out and (calc_repo / out).read_text() == FULL
     assert result["agent_message"] == "Wrote the tests; coverage 100%."
     assert result["conversation_url"] == f"{env['OPENHANDS_API_URL']}/api/conversations/{ref.id}"
     assert "2 passed" in result["test_output"] and result["duration_s"] > 0
-    assert gen.get_task_status(task_id)["status"] == "COMPLETED"
+    assert gen.get_task_status_sync(task_id)["status"] == "COMPLETED"
     # The LLM key went to the server for the agent; nothing of ours kept it.
     assert "llm-secret-value" not in json.dumps(result)
 
@@ -104,8 +104,8 @@ def test_failure_paths_end_failed_with_the_reason(
         steps = [write_file(out, {"FAILING": FAILING, "PARTIAL": PARTIAL}[steps]), finish("done")]
     fake_llm.add_scenario(out, steps)  # type: ignore[arg-type]
     gen = _generator(env, calc_repo)
-    task_id = gen.submit_test_generation_task("calc.py", out)
-    result = gen.get_test_generation_results(task_id, timeout=120, poll_interval=0.3)
+    task_id = gen.submit_test_generation_task_sync("calc.py", out)
+    result = gen.get_test_generation_results_sync(task_id, timeout=120, poll_interval=0.3)
     assert result["status"] == "FAILED" and result["success"] is False
     assert reason in result["reason"]
     if name == "no_file":
@@ -121,12 +121,12 @@ def test_server_restart_between_submit_and_collect(
     out = _unique("restart")
     fake_llm.add_scenario(out, [write_file(out, FULL), finish("ok")])
     gen = _generator(env, calc_repo)
-    task_id = gen.submit_test_generation_task("calc.py", out)
+    task_id = gen.submit_test_generation_task_sync("calc.py", out)
     # Let the agent end, then restart the server: collect must still find the task and its file.
-    while gen.get_task_status(task_id)["status"] not in ("COMPLETED", "FAILED"):
+    while gen.get_task_status_sync(task_id)["status"] not in ("COMPLETED", "FAILED"):
         pass
     agent_server.restart()
-    result = gen.get_test_generation_results(task_id, timeout=120, poll_interval=0.3)
+    result = gen.get_test_generation_results_sync(task_id, timeout=120, poll_interval=0.3)
     assert result["status"] == "COMPLETED", result["reason"]
 
 
@@ -138,20 +138,20 @@ def test_unknown_conversation_is_failed_not_hanging(
         backend="agent-server", id=str(uuid.uuid4()), module_path="calc.py", output_path="tests/test_x.py",
         threshold=80, repo_dir="/tmp/nowhere", submitted_at=1.0,
     )  # fmt: skip
-    state = gen.get_task_status(ghost.encode())
+    state = gen.get_task_status_sync(ghost.encode())
     assert state["status"] == "FAILED" and "does not know this conversation" in state["reason"]
-    result = gen.get_test_generation_results(ghost.encode(), timeout=5, poll_interval=0.1)
+    result = gen.get_test_generation_results_sync(ghost.encode(), timeout=5, poll_interval=0.1)
     assert result["status"] == "FAILED"
 
 
 def test_wrong_key_and_unreachable_server(env: dict[str, str], calc_repo: Path, runner_temp: Path) -> None:
     wrong = _generator({**env, "OPENHANDS_API_KEY": "not-the-key"}, calc_repo)
     with pytest.raises(OpenHandsAuthError, match="rejected the API key") as info:
-        wrong.submit_test_generation_task("calc.py", "tests/test_k.py")
+        wrong.submit_test_generation_task_sync("calc.py", "tests/test_k.py")
     assert "not-the-key" not in str(info.value)
     down = _generator({**env, "OPENHANDS_API_URL": "http://127.0.0.1:9"}, calc_repo, retries=1, backoff=0.01)
     with pytest.raises(OpenHandsUnavailableError, match="gave up after 2 attempt"):
-        down.submit_test_generation_task("calc.py", "tests/test_k.py")
+        down.submit_test_generation_task_sync("calc.py", "tests/test_k.py")
 
 
 def test_our_wait_timeout_is_a_timeout_error_and_collect_makes_it_failed(
@@ -164,14 +164,14 @@ def test_our_wait_timeout_is_a_timeout_error_and_collect_makes_it_failed(
     gen = _generator(
         {**env, "OPENHANDS_LLM_NUM_RETRIES": "3", "OPENHANDS_LLM_RETRY_MAX_WAIT": "30"}, calc_repo
     )
-    task_id = gen.submit_test_generation_task("calc.py", out)
+    task_id = gen.submit_test_generation_task_sync("calc.py", out)
     with pytest.raises(TimeoutError, match=r"did not finish within 0\.5s"):
-        gen.get_test_generation_results(task_id, timeout=0.5, poll_interval=0.1)
+        gen.get_test_generation_results_sync(task_id, timeout=0.5, poll_interval=0.1)
     result = collect(gen, task_id, timeout=0.5, poll_interval=0.1)
     assert result["status"] == "FAILED" and "gave up waiting" in result["reason"]
     # The pause lands once the in-flight step (an LLM retry wait here) is over: it stops spending.
     deadline = time.monotonic() + 90
-    while gen.get_task_status(task_id)["agent_status"] not in ("paused", "error"):
+    while gen.get_task_status_sync(task_id)["agent_status"] not in ("paused", "error"):
         assert time.monotonic() < deadline, "the agent was not paused"
         time.sleep(0.5)
 

@@ -49,7 +49,7 @@ def _generator(cloud: CloudV1Server, repo: Path, **env: str) -> OpenHandsTestGen
 
 
 def _collect(gen: OpenHandsTestGenerator, task_id: str) -> dict[str, Any]:
-    return gen.get_test_generation_results(task_id, timeout=10, poll_interval=0.05)
+    return gen.get_test_generation_results_sync(task_id, timeout=10, poll_interval=0.05)
 
 
 def _start_tasks(cloud: CloudV1Server) -> list[dict[str, Any]]:
@@ -72,7 +72,7 @@ def test_submit_look_and_collect_a_verified_file(cloud_server: CloudV1Server, ca
         finish_message="Wrote the tests; coverage 100%.",
     )
     gen = _generator(cloud_server, calc_repo)
-    task_id = gen.submit_test_generation_task("calc.py", out, coverage_threshold=90)
+    task_id = gen.submit_test_generation_task_sync("calc.py", out, coverage_threshold=90)
     ref = TaskRef.parse(task_id)
     assert (ref.backend, ref.repo_dir, ref.output_path, ref.threshold) == ("cloud", REPO_DIR, out, 90.0)
     assert cloud_server.start_task(ref.id).request["conversation_id"] == str(uuid.UUID(ref.conversation_id))
@@ -81,7 +81,7 @@ def test_submit_look_and_collect_a_verified_file(cloud_server: CloudV1Server, ca
     looks = []
     for _ in range(4):
         before = len(cloud_server.requests)
-        state = gen.get_task_status(task_id)
+        state = gen.get_task_status_sync(task_id)
         looks.append((state["status"], state["agent_status"]))
         if state["status"] == "QUEUED":
             assert [r.path for r in cloud_server.requests[before:]] == [f"{SUBMIT}/start-tasks"]
@@ -117,7 +117,7 @@ def test_the_request_has_the_documented_shape_and_the_key_travels_only_as_bearer
     # events, sandboxes, /file, git/diff) and ends quickly without a test run.
     cloud_server.add_scenario(out, sandbox_after="PAUSED")
     gen = _generator(cloud_server, calc_repo, GITHUB_HEAD_REF="feature/tests")
-    task_id = gen.submit_test_generation_task("calc.py", out)
+    task_id = gen.submit_test_generation_task_sync("calc.py", out)
     assert "does not exist" in _collect(gen, task_id)["reason"]
 
     posts = cloud_server.requests_to(SUBMIT, "POST")
@@ -156,8 +156,8 @@ def test_start_task_error_is_failed_with_its_detail(cloud_server: CloudV1Server,
         start_error="Sandbox failed to start within 120s",
     )  # fmt: skip
     gen = _generator(cloud_server, calc_repo)
-    task_id = gen.submit_test_generation_task("calc.py", out)
-    assert gen.get_task_status(task_id)["status"] == "QUEUED"
+    task_id = gen.submit_test_generation_task_sync("calc.py", out)
+    assert gen.get_task_status_sync(task_id)["status"] == "QUEUED"
     result = _collect(gen, task_id)
     assert (result["status"], result["agent_status"]) == ("FAILED", "ERROR")
     assert result["reason"] == "the conversation did not start: Sandbox failed to start within 120s"
@@ -184,7 +184,7 @@ def test_an_agent_that_errors_or_gets_stuck_is_failed_with_the_error_event(
         out, execution_statuses=("running", final), error_code=code, error_detail=detail, files={out: FULL}
     )
     gen = _generator(cloud_server, calc_repo)
-    result = _collect(gen, gen.submit_test_generation_task("calc.py", out))
+    result = _collect(gen, gen.submit_test_generation_task_sync("calc.py", out))
     assert (result["status"], result["agent_status"], result["reason"]) == ("FAILED", final, reason)
     # The agent's file is not collected from a failed run.
     assert result["generated_file"] is None and not (calc_repo / out).exists()
@@ -195,7 +195,7 @@ def test_finished_without_the_file_is_failed(cloud_server: CloudV1Server, calc_r
     out = _unique("nofile")
     cloud_server.add_scenario(out, files={"tests/elsewhere.py": FULL}, finish_message="All done, 95%!")
     gen = _generator(cloud_server, calc_repo)
-    result = _collect(gen, gen.submit_test_generation_task("calc.py", out))
+    result = _collect(gen, gen.submit_test_generation_task_sync("calc.py", out))
     assert result["status"] == "FAILED" and result["agent_status"] == "finished"
     assert result["reason"] == f"the agent said it finished, but {out} does not exist in its workspace"
     assert result["agent_message"] == "All done, 95%!"  # reported, not believed
@@ -211,7 +211,7 @@ def test_a_sandbox_gone_after_the_agent_finished_is_failed_naming_the_sandbox(
     out = _unique("missing")
     cloud_server.add_scenario(out, files={out: FULL}, sandbox_after="MISSING")
     gen = _generator(cloud_server, calc_repo)
-    task_id = gen.submit_test_generation_task("calc.py", out)
+    task_id = gen.submit_test_generation_task_sync("calc.py", out)
     result = _collect(gen, task_id)
     sandbox = cloud_server.conversation(TaskRef.parse(task_id).conversation_id or "").sandbox_id
     assert result["status"] == "FAILED" and result["agent_status"] == "finished"
@@ -221,7 +221,7 @@ def test_a_sandbox_gone_after_the_agent_finished_is_failed_naming_the_sandbox(
     )
     assert result["generated_file"] is None and not (calc_repo / out).exists()
     # status still says what the stored events say: the agent finished.
-    assert gen.get_task_status(task_id)["status"] == "COMPLETED"
+    assert gen.get_task_status_sync(task_id)["status"] == "COMPLETED"
 
 
 def test_a_sandbox_paused_then_lost_while_the_agent_ran_is_failed(
@@ -230,13 +230,13 @@ def test_a_sandbox_paused_then_lost_while_the_agent_ran_is_failed(
     out = _unique("lost")
     cloud_server.add_scenario(out, execution_statuses=("idle", "running", "running", "finished"))
     gen = _generator(cloud_server, calc_repo)
-    task_id = gen.submit_test_generation_task("calc.py", out)
-    while gen.get_task_status(task_id)["status"] != "RUNNING":
+    task_id = gen.submit_test_generation_task_sync("calc.py", out)
+    while gen.get_task_status_sync(task_id)["status"] != "RUNNING":
         pass
     conversation_id = TaskRef.parse(task_id).conversation_id or ""
     # Paused by the cloud (too many running) before the agent finished: still running, not resumed.
     cloud_server.set_sandbox_status(conversation_id, "PAUSED")
-    state = gen.get_task_status(task_id)
+    state = gen.get_task_status_sync(task_id)
     assert (state["status"], state["agent_status"]) == ("RUNNING", "sandbox paused")
     assert not cloud_server.requests_to("/resume")
     cloud_server.set_sandbox_status(conversation_id, "MISSING")
@@ -249,7 +249,7 @@ def test_an_unreadable_file_is_taken_from_the_git_diff(cloud_server: CloudV1Serv
     out = _unique("diff")
     cloud_server.add_scenario(out, files={out: FULL}, file_reads_empty=True)
     gen = _generator(cloud_server, calc_repo)
-    result = _collect(gen, gen.submit_test_generation_task("calc.py", out))
+    result = _collect(gen, gen.submit_test_generation_task_sync("calc.py", out))
     assert result["status"] == "COMPLETED" and result["coverage"] == 100.0, result["reason"]
     assert (calc_repo / out).read_text() == FULL
     assert [r.status for r in cloud_server.requests_to("/file")] == [200]
@@ -262,7 +262,7 @@ def test_a_paused_sandbox_is_resumed_before_the_file_is_read(
     out = _unique("paused")
     cloud_server.add_scenario(out, files={out: FULL}, sandbox_after="PAUSED")
     gen = _generator(cloud_server, calc_repo)
-    task_id = gen.submit_test_generation_task("calc.py", out)
+    task_id = gen.submit_test_generation_task_sync("calc.py", out)
     result = _collect(gen, task_id)
     assert result["status"] == "COMPLETED" and result["tests_passed"] is True, result["reason"]
     assert (calc_repo / out).read_text() == FULL
@@ -283,7 +283,7 @@ def test_rate_limits_and_503_on_submit_are_retried_into_one_start_task(
     cloud_server.fail_next(1, status=503, method="POST", path=SUBMIT)
     gen = _generator(cloud_server, calc_repo)
     with caplog.at_level(logging.INFO, logger="worktree_runner.openhands"):
-        task_id = gen.submit_test_generation_task("calc.py", out)
+        task_id = gen.submit_test_generation_task_sync("calc.py", out)
     assert [r.status for r in cloud_server.requests_to(SUBMIT, "POST")] == [429, 503, 200]
     assert "retry 1/4 in 0.05s" in caplog.text  # Retry-After, not the backoff, set the first wait
     [task] = _start_tasks(cloud_server)
@@ -301,13 +301,13 @@ def test_a_lost_answer_to_submit_does_not_start_a_second_agent(
     # The server starts the task, but the client sees a 503.
     cloud_server.fail_next(1, status=503, method="POST", path=SUBMIT, after_processing=True)
     gen = _generator(cloud_server, calc_repo)
-    task_id = gen.submit_test_generation_task("calc.py", out)
+    task_id = gen.submit_test_generation_task_sync("calc.py", out)
     assert [r.status for r in cloud_server.requests_to(SUBMIT, "POST")] == [503]
     [task] = _start_tasks(cloud_server)
     ref = TaskRef.parse(task_id)
     assert task["id"] == ref.id and task["request"]["conversation_id"] == str(uuid.UUID(ref.conversation_id))
     # The task ID it returned is the one that runs.
-    while (state := gen.get_task_status(task_id))["status"] in ("QUEUED", "RUNNING"):
+    while (state := gen.get_task_status_sync(task_id))["status"] in ("QUEUED", "RUNNING"):
         pass
     assert state["status"] == "COMPLETED" and state["conversation_id"] == ref.conversation_id
 
@@ -318,13 +318,13 @@ def test_a_wrong_key_is_an_auth_error_without_the_key(cloud_server: CloudV1Serve
     wrong_key = "sk-wrong-" + uuid.uuid4().hex
     wrong = _generator(cloud_server, calc_repo, OPENHANDS_API_KEY=wrong_key)
     with pytest.raises(OpenHandsAuthError, match="rejected the API key") as info:
-        wrong.submit_test_generation_task("calc.py", out)
+        wrong.submit_test_generation_task_sync("calc.py", out)
     assert wrong_key not in str(info.value) and cloud_server.api_key not in str(info.value)
     assert [r.status for r in cloud_server.requests] == [401]  # not retried
 
-    task_id = _generator(cloud_server, calc_repo).submit_test_generation_task("calc.py", out)
+    task_id = _generator(cloud_server, calc_repo).submit_test_generation_task_sync("calc.py", out)
     with pytest.raises(OpenHandsAuthError):
-        wrong.get_task_status(task_id)
+        wrong.get_task_status_sync(task_id)
     # The action's and CLI's code path turns it into a FAILED result, the key still nowhere.
     result = collect(wrong, task_id, timeout=5, poll_interval=0.05)
     assert result["status"] == "FAILED" and "rejected the API key" in result["reason"]

@@ -21,6 +21,7 @@ from runner.github import (
     InputError,
     get_float_input,
     get_input,
+    get_int_input,
     write_summary,
 )
 from runner.github.summary import escape_inline, fenced_block
@@ -63,7 +64,14 @@ def _options(workspace: Path) -> GenerationOptions:
         backend=get_input("openhands-backend") or None,
         test_timeout=get_float_input("timeout", 600.0, minimum=1),
         setup_command=_setup_command(),
+        test_reruns=get_int_input("test-reruns", 3, minimum=0, maximum=20),
+        existing_tests=_lines(get_input("existing-tests")),
     )
+
+
+def _lines(text: str) -> list[str]:
+    """A multi-line input: one entry per line, blank lines ignored."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _setup_command() -> list[str] | None:
@@ -98,6 +106,10 @@ def _result_summary(result: dict[str, Any]) -> list[str]:
     ]
     if result.get("conversation_url"):
         lines.append(f"| conversation | {_cell(result['conversation_url'])} |")
+    if result.get("funnel"):
+        before = _coverage_cell(result.get("coverage_before"))
+        lines += ["", f"Coverage before (the repository's named tests alone): {before}", "",
+                  _funnel_line(result["funnel"]), "", *_verdict_rows(result)]  # fmt: skip
     if result.get("reason"):
         lines += ["", f"**Why it failed:** {_cell(result['reason'])}"]
     if result.get("agent_message"):
@@ -106,6 +118,58 @@ def _result_summary(result: dict[str, Any]) -> list[str]:
     if result.get("test_output"):
         lines += ["", "<details><summary>Output of the generated tests</summary>", "",
                   fenced_block(str(result["test_output"])[-8000:]), "", "</details>"]  # fmt: skip
+    return lines
+
+
+def _coverage_cell(value: object) -> str:
+    return "n/a" if value is None else f"{float(value):.1f}%"  # type: ignore[arg-type]
+
+
+def _funnel_line(funnel: dict[str, int]) -> str:
+    if not funnel:
+        return ""
+    return (
+        f"Generated tests: {funnel.get('generated', 0)} → passing {funnel.get('passing', 0)} → stable "
+        f"{funnel.get('stable', 0)} → asserting {funnel.get('asserting', 0)} → adding coverage "
+        f"{funnel.get('adding_coverage', 0)} → **kept {funnel.get('kept', 0)}**"
+    )
+
+
+def _verdict_rows(result: dict[str, Any]) -> list[str]:
+    tests = result.get("tests") or []
+    if not tests:
+        return []
+    rows = ["| test | verdict | reason |", "|---|---|---|"]
+    for t in tests:
+        rows.append(f"| {_cell(t.get('name'))} | {_cell(t.get('verdict'))} | {_cell(t.get('reason'))} |")
+    return rows
+
+
+def _batch_summary(result: dict[str, Any]) -> list[str]:
+    """One row per module (status, kept/generated tests, coverage, reason), then each module's verdicts."""
+    ok = result["status"] == "COMPLETED"
+    modules = result.get("modules") or []
+    lines = [
+        f"## OpenHands test generation: {'✅ COMPLETED' if ok else '❌ FAILED'} ({len(modules)} modules)",
+        "",
+        "| module | status | kept / generated tests | coverage (before) | test file | reason |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m in modules:
+        funnel = m.get("funnel") or {}
+        lines.append(
+            f"| {_cell(m.get('module_path'))} | {'✅' if m.get('status') == 'COMPLETED' else '❌'} "
+            f"{_cell(m.get('status'))} | {funnel.get('kept', 0)} / {funnel.get('generated', 0)} | "
+            f"{_coverage_cell(m.get('coverage'))} ({_coverage_cell(m.get('coverage_before'))}) | "
+            f"{_cell(m.get('generated_file') or '(none)')} | {_cell(m.get('reason') or '')} |"
+        )
+    if result.get("funnel"):
+        lines += ["", _funnel_line(result["funnel"])]
+    for m in modules:
+        rows = _verdict_rows(m)
+        if rows:
+            lines += ["", f"<details><summary>Tests of {_cell(m.get('module_path'))}</summary>", "", *rows,
+                      "", "</details>"]  # fmt: skip
     return lines
 
 
@@ -151,9 +215,10 @@ def _input_for(exc: GenerationInputError) -> str:
 
 def _run(mode: str, log: ActionsLog, workspace: Path, options: GenerationOptions, generator: Any) -> int:
     if mode in ("submit", "generate"):
-        module, output = get_input("module-path"), get_input("output-path")
-        if not module:
+        modules, output = _lines(get_input("module-path")), get_input("output-path")
+        if not modules:
             raise InputError("module-path", f"is required in mode {mode}")
+        module: str | list[str] = modules[0] if len(modules) == 1 else modules
         if not output:
             raise InputError("output-path", f"is required in mode {mode}")
         threshold = get_float_input("coverage-threshold", 80.0, minimum=0, maximum=100)
@@ -171,7 +236,8 @@ def _run(mode: str, log: ActionsLog, workspace: Path, options: GenerationOptions
             _summary([
                 "## OpenHands test generation submitted",
                 "",
-                f"Tests for {_cell(module)} into {_cell(output)} (line coverage ≥ {threshold:g}%), "
+                f"Tests for {_cell(', '.join(modules))} into {_cell(output)} "
+                f"(line coverage ≥ {threshold:g}%), "
                 f"backend {_cell(generator.settings.backend)}. Collect them in a later step with "
                 "`mode: collect` and this step's `task-id` output.",
             ])  # fmt: skip
@@ -189,6 +255,11 @@ def _run(mode: str, log: ActionsLog, workspace: Path, options: GenerationOptions
             outputs = _outputs(log)
             if outputs is not None:
                 outputs.write("task-status", state["status"])
+            for module_state in state.get("modules", []):
+                log.write_untrusted(
+                    f"{module_state['module_path']}: {module_state['status']}, "
+                    f"agent status: {module_state.get('agent_status')}"
+                )
             reason = f" ({state['reason']})" if state.get("reason") else ""
             # The agent status and reason come from the server: printed with commands stopped.
             log.write_untrusted(
@@ -201,12 +272,13 @@ def _run(mode: str, log: ActionsLog, workspace: Path, options: GenerationOptions
     result = collect(generator, task_id, timeout=wait, poll_interval=poll)
     if outputs is not None:
         outputs.write("task-status", result["status"])
-        outputs.write("generated-file", result.get("generated_file") or "")
+        files = result.get("generated_files") if result.get("batch") else [result.get("generated_file")]
+        outputs.write("generated-file", "\n".join(f for f in files or [] if f))
         coverage = result.get("coverage")
         outputs.write("coverage", "" if coverage is None else f"{coverage:.2f}")
         outputs.write("tests-passed", "true" if result.get("tests_passed") else "false")
     _write_result(workspace, result, outputs)
-    _summary(_result_summary(result))
+    _summary(_batch_summary(result) if result.get("batch") else _result_summary(result))
     if result["status"] != "COMPLETED":
         log.error(str(result.get("reason") or "test generation failed"), title="OpenHands test generation")
         return 1

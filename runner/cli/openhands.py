@@ -28,10 +28,23 @@ from runner.report.results import write_atomic
 __all__ = ["SUBCOMMANDS", "add_parsers", "run"]
 
 SUBCOMMANDS = ("submit", "status", "collect", "generate")
+MAX_RERUNS = 20
 
 
 _threshold = float_arg("a percentage", lambda v: 0 <= v <= 100, "between 0 and 100")
 _seconds = float_arg("seconds", lambda v: v >= 0, ">= 0")
+
+
+def _reruns(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 0 <= value <= MAX_RERUNS:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_RERUNS}, got {value}")
+    return value
+
+
 _interval = float_arg("seconds", lambda v: v > 0, "> 0")  # 0 would poll the server in a tight loop
 
 
@@ -45,9 +58,14 @@ def add_parsers(sub: Any) -> None:
 
     def request(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "--module-path", required=True, help="the module to write tests for (relative to --repo)"
-        )
-        p.add_argument("--output-path", required=True, help="where the test file goes (relative to --repo)")
+            "--module-path", required=True, action="append",
+            help="the module to write tests for (relative to --repo); repeat it for a batch (one task ID)",
+        )  # fmt: skip
+        p.add_argument(
+            "--output-path", required=True,
+            help="where the test file goes (relative to --repo); with several modules a template with "
+            "{stem}, e.g. tests/generated/test_{stem}.py",
+        )  # fmt: skip
         p.add_argument("--coverage-threshold", type=_threshold, default=80.0, help="percent (default 80)")
 
     def waiting(p: argparse.ArgumentParser) -> None:
@@ -56,6 +74,14 @@ def add_parsers(sub: Any) -> None:
         p.add_argument("--test-timeout", type=_seconds, default=600.0, help="seconds for running the tests")
         p.add_argument("--result-json", type=Path, help="also write the result document here")
         p.add_argument("--setup", help="command run in the verification worktree before the tests")
+        p.add_argument(
+            "--test-reruns", type=_reruns, default=3,
+            help="a kept test must pass again in this many more fresh processes (default 3)",
+        )  # fmt: skip
+        p.add_argument(
+            "--existing-test", action="append", default=[], metavar="PATH",
+            help="a repository test file for the module; kept tests must add coverage beyond it (repeatable)",
+        )  # fmt: skip
 
     p = sub.add_parser("submit", help="submit a test-generation task to OpenHands; prints the task ID")
     common(p)
@@ -90,11 +116,13 @@ def run(args: argparse.Namespace) -> int:
     options = GenerationOptions(
         workspace=args.repo.resolve(), url=args.url, backend=args.backend,
         test_timeout=getattr(args, "test_timeout", 600.0), setup_command=setup,
+        test_reruns=getattr(args, "test_reruns", 3), existing_tests=getattr(args, "existing_test", []),
     )  # fmt: skip
     try:
         generator = make_generator(options)
         if args.subcommand in ("submit", "generate"):
-            task_id = submit(generator, args.module_path, args.output_path, args.coverage_threshold)
+            modules = args.module_path[0] if len(args.module_path) == 1 else args.module_path
+            task_id = submit(generator, modules, args.output_path, args.coverage_threshold)
             if args.subcommand == "submit":
                 print(task_id)
                 return 0

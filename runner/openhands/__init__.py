@@ -9,6 +9,7 @@ what the agent wrote (``verify``) and the code path both faces call (``generatio
 from __future__ import annotations
 
 from runner.openhands.backend import AgentState, GenerationRequest, TaskStatus
+from runner.openhands.batch import BatchRef
 from runner.openhands.errors import (
     InvalidTaskIdError,
     OpenHandsAuthError,
@@ -23,6 +24,7 @@ from runner.openhands.verify import Verification, verify_generated_tests
 __all__ = [
     "DEFAULT_CLOUD_URL",
     "AgentState",
+    "BatchRef",
     "GenerationRequest",
     "InvalidTaskIdError",
     "OpenHandsAuthError",

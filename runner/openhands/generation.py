@@ -7,20 +7,20 @@ spending), as do an unreachable server or a rejected key once submit has happene
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.engine.aio import run_sync
 from runner.openhands import (
     InvalidTaskIdError,
     OpenHandsError,
     OpenHandsSettings,
     OpenHandsTestGenerator,
     TaskRef,
-    TaskStatus,
 )
+from runner.openhands.batch import BatchRef, failed_batch_result, failed_module_result, parse_any
 
 __all__ = ["GenerationInputError", "GenerationOptions", "collect", "make_generator", "status", "submit"]
 
@@ -43,6 +43,8 @@ class GenerationOptions:
     python: str | None = None
     test_timeout: float = 600.0
     setup_command: list[str] | None = None
+    test_reruns: int = 3
+    existing_tests: list[str] = field(default_factory=list)
 
 
 def make_generator(
@@ -54,28 +56,36 @@ def make_generator(
         )
     except ValueError as exc:
         raise GenerationInputError("openhands settings", str(exc)) from None
-    return OpenHandsTestGenerator(
-        settings,
-        workspace=options.workspace,
-        python=options.python,
-        test_timeout=options.test_timeout,
-        setup_command=options.setup_command,
-    )
-
-
-def submit(generator: OpenHandsTestGenerator, module_path: str, output_path: str, threshold: float) -> str:
     try:
-        generator.prepare_request(module_path, output_path, threshold)  # bad input: nothing sent
+        return OpenHandsTestGenerator(
+            settings,
+            workspace=options.workspace,
+            python=options.python,
+            test_timeout=options.test_timeout,
+            setup_command=options.setup_command,
+            test_reruns=options.test_reruns,
+            existing_tests=options.existing_tests,
+        )
+    except ValueError as exc:
+        raise GenerationInputError("test-reruns/existing-tests", str(exc)) from None
+
+
+def submit(
+    generator: OpenHandsTestGenerator, module_path: str | Sequence[str], output_path: str, threshold: float
+) -> str:
+    """One module (a plain task ID, as always) or several (one batch task ID; ``{stem}`` in the output)."""
+    try:
+        generator.prepare_requests(module_path, output_path, threshold)  # bad input: nothing sent
         if generator.settings.backend == "agent-server" and not generator.settings.llm_model:
             raise ValueError("the agent-server backend needs OPENHANDS_LLM_MODEL (the LLM the agent uses)")
     except ValueError as exc:
         raise GenerationInputError("module-path/output-path/coverage-threshold", str(exc)) from None
-    return generator.submit_test_generation_task(module_path, output_path, threshold)
+    return generator.submit_test_generation_task_sync(module_path, output_path, threshold)
 
 
-def _parse(generator: OpenHandsTestGenerator, task_id: str) -> TaskRef:
+def _parse(generator: OpenHandsTestGenerator, task_id: str) -> TaskRef | BatchRef:
     try:
-        ref = TaskRef.parse(task_id)
+        ref = parse_any(task_id)
     except InvalidTaskIdError as exc:
         raise GenerationInputError("task-id", str(exc)) from None
     if ref.backend != generator.settings.backend:
@@ -89,7 +99,7 @@ def _parse(generator: OpenHandsTestGenerator, task_id: str) -> TaskRef:
 
 def status(generator: OpenHandsTestGenerator, task_id: str) -> dict[str, Any]:
     ref = _parse(generator, task_id)
-    return generator.get_task_status(ref.encode())
+    return generator.get_task_status_sync(ref.encode())
 
 
 def collect(
@@ -97,8 +107,15 @@ def collect(
 ) -> dict[str, Any]:
     """The verified result; a terminal FAILED result (never an exception) for server-side trouble."""
     ref = _parse(generator, task_id)
+    if isinstance(ref, BatchRef):
+        try:
+            return run_sync(
+                generator.collect_batch(ref.encode(), timeout, poll_interval, cancel_on_timeout=True)
+            )
+        except OpenHandsError as exc:
+            return failed_batch_result(ref, generator.redact(str(exc)))
     try:
-        return generator.get_test_generation_results(
+        return generator.get_test_generation_results_sync(
             ref.encode(), timeout=timeout, poll_interval=poll_interval, cancel_on_timeout=True
         )
     except TimeoutError as exc:
@@ -109,20 +126,4 @@ def collect(
 
 
 def failed_result(ref: TaskRef, reason: str) -> dict[str, Any]:
-    return {
-        "task_id": ref.encode(),
-        "success": False,
-        "status": str(TaskStatus.FAILED),
-        "module_path": ref.module_path,
-        "output_path": ref.output_path,
-        "generated_file": None,
-        "tests_passed": False,
-        "coverage": None,
-        "threshold": ref.threshold,
-        "agent_status": None,
-        "agent_message": None,
-        "conversation_url": None,
-        "duration_s": round(max(0.0, time.time() - ref.submitted_at), 3),
-        "reason": reason,
-        "test_output": "",
-    }
+    return failed_module_result(ref, reason)

@@ -1,6 +1,9 @@
 """``OpenHandsTestGenerator``: submit now, look later, collect and verify when done.
 
-Async methods with sync wrappers, like ``AsyncTestExecutor``. ``submit_test_generation_task``
+The seed's API: ``submit_test_generation_task``, ``get_task_status``, ``get_test_generation_results`` and
+``generate_tests`` are coroutines (``await`` them). Synchronous callers use the ``*_sync`` twins, which
+run the coroutine through ``runner.engine.aio.run_sync`` (the one home of that wrapping); the
+``*_async`` names of earlier releases stay as aliases of the coroutines. ``submit_test_generation_task``
 returns a self-describing task ID (``TaskRef``) as soon as the server has accepted the task;
 ``get_task_status`` makes one look and never waits; ``get_test_generation_results`` polls until the
 agent ends, then fetches the file, writes it into the workspace and runs it under coverage itself.
@@ -12,8 +15,8 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +25,25 @@ import httpx
 from runner.engine.aio import run_sync
 from runner.openhands.agent_server import AgentServerBackend
 from runner.openhands.backend import AgentState, Backend, GenerationRequest, TaskStatus
+from runner.openhands.batch import (
+    BatchRef,
+    batch_result,
+    batch_status,
+    failed_module_result,
+    is_batch_id,
+    module_outputs,
+)
 from runner.openhands.cloud import CloudBackend
 from runner.openhands.errors import OpenHandsError, redact
 from runner.openhands.prompt import build_prompt, build_title
 from runner.openhands.settings import OpenHandsSettings
 from runner.openhands.task_id import TaskRef, check_relative_path
-from runner.openhands.verify import Verification, coverage_include, verify_generated_tests
+from runner.openhands.verify import (
+    DEFAULT_RERUNS,
+    Verification,
+    coverage_include,
+    verify_generated_tests,
+)
 
 __all__ = ["OpenHandsTestGenerator", "TestGenerationResult"]
 
@@ -55,6 +71,9 @@ class TestGenerationResult:
     duration_s: float
     reason: str | None
     test_output: str = ""
+    coverage_before: float | None = None
+    funnel: dict[str, int] = field(default_factory=dict)
+    tests: list[dict[str, Any]] = field(default_factory=list)  # every generated test: verdict + reason
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +92,9 @@ class TestGenerationResult:
             "duration_s": round(self.duration_s, 3),
             "reason": self.reason,
             "test_output": self.test_output,
+            "coverage_before": self.coverage_before,
+            "funnel": self.funnel,
+            "tests": self.tests,
         }
 
 
@@ -89,6 +111,8 @@ class OpenHandsTestGenerator:
         test_timeout: float = 600.0,
         setup_command: list[str] | None = None,
         write_to_workspace: bool = True,
+        test_reruns: int = DEFAULT_RERUNS,
+        existing_tests: Sequence[str] = (),
         **overrides: Any,
     ) -> None:
         self.settings = (settings or OpenHandsSettings()).with_overrides(**overrides)
@@ -98,6 +122,12 @@ class OpenHandsTestGenerator:
         self.test_timeout = test_timeout
         self.setup_command = setup_command
         self.write_to_workspace = write_to_workspace
+        if test_reruns < 0:
+            raise ValueError(f"test reruns must be >= 0, got {test_reruns}")
+        self.test_reruns = test_reruns  # each kept test passes in this many more fresh processes
+        self.existing_tests = [check_relative_path(p, "existing test") for p in existing_tests]
+        self.submit_concurrency = 4  # requests in flight while a batch is submitted
+        self.verify_concurrency = max(1, min(4, os.cpu_count() or 1))  # modules verified at once
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> OpenHandsTestGenerator:
@@ -139,21 +169,63 @@ class OpenHandsTestGenerator:
             title=build_title(module),
         )
 
-    async def submit_test_generation_task_async(
-        self, module_path: str, output_path: str, coverage_threshold: float = DEFAULT_THRESHOLD
+    def prepare_requests(
+        self, module_path: str | Sequence[str], output_path: str, coverage_threshold: float
+    ) -> list[GenerationRequest]:
+        """One request per module (``output_path`` a ``{stem}`` template for several); ValueError first."""
+        modules = [module_path] if isinstance(module_path, str) else list(module_path)
+        pairs = module_outputs(modules, output_path)
+        return [self.prepare_request(m, out, coverage_threshold) for m, out in pairs]
+
+    async def submit_test_generation_task(
+        self,
+        module_path: str | Sequence[str],
+        output_path: str,
+        coverage_threshold: float = DEFAULT_THRESHOLD,
     ) -> str:
-        request = self.prepare_request(module_path, output_path, coverage_threshold)
+        """Send the task; returns its ID as soon as the server accepted it (never waits for the agent).
+
+        ``module_path`` may be a list: one conversation per module starts at once (at most
+        ``submit_concurrency`` requests in flight, each retried and idempotent) and ONE batch task ID
+        comes back; ``output_path`` is then a template with ``{stem}``.
+        """
+        requests = self.prepare_requests(module_path, output_path, coverage_threshold)
         backend = self._backend()
         try:
-            ref = await backend.submit(request, submitted_at=time.time())
+            if isinstance(module_path, str) or len(requests) == 1:
+                ref = await backend.submit(requests[0], submitted_at=time.time())
+                return ref.encode()
+            limit = asyncio.Semaphore(self.submit_concurrency)
+
+            async def one(request: GenerationRequest) -> TaskRef:
+                async with limit:
+                    return await backend.submit(request, submitted_at=time.time())
+
+            done = await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
+            refs = tuple(r for r in done if isinstance(r, TaskRef))
+            failed = [(r, e) for r, e in zip(requests, done, strict=True) if isinstance(e, BaseException)]
+            if failed:
+                # No batch ID will name the tasks that did start: stop their agents (best effort).
+                for ref in refs:
+                    with contextlib.suppress(OpenHandsError):
+                        await backend.cancel(ref, await backend.status(ref))
+                request, error = failed[0]
+                if isinstance(error, OpenHandsError):
+                    error.args = (f"{request.module_path}: {error}",)
+                raise error
         finally:
             await backend.aclose()
-        return ref.encode()
+        return BatchRef(backend=self.settings.backend, members=refs).encode()
 
-    def submit_test_generation_task(
-        self, module_path: str, output_path: str, coverage_threshold: float = DEFAULT_THRESHOLD
+    submit_test_generation_task_async = submit_test_generation_task
+
+    def submit_test_generation_task_sync(
+        self,
+        module_path: str | Sequence[str],
+        output_path: str,
+        coverage_threshold: float = DEFAULT_THRESHOLD,
     ) -> str:
-        return run_sync(self.submit_test_generation_task_async(module_path, output_path, coverage_threshold))
+        return run_sync(self.submit_test_generation_task(module_path, output_path, coverage_threshold))
 
     # -- status -------------------------------------------------------------------------------
 
@@ -181,17 +253,45 @@ class OpenHandsTestGenerator:
             "threshold": ref.threshold,
         }
 
-    async def get_task_status_async(self, task_id: str) -> dict[str, Any]:
-        """One look, no waiting. ``status`` COMPLETED means the agent finished; collect verifies."""
-        ref = self._ref(task_id)
+    def _any_ref(self, task_id: str) -> TaskRef | BatchRef:
+        if not is_batch_id(task_id):
+            return self._ref(task_id)
+        batch = BatchRef.parse(task_id)
+        if batch.backend != self.settings.backend:
+            raise ValueError(
+                f"the batch belongs to the {batch.backend} backend, but this client is set up for "
+                f"{self.settings.backend} (set OPENHANDS_BACKEND / openhands-backend)"
+            )
+        return batch
+
+    async def get_task_status(self, task_id: str) -> dict[str, Any]:
+        """One look, no waiting. ``status`` COMPLETED means the agent finished; collect verifies.
+
+        For a batch: ``modules`` has one entry per module and ``status`` is the whole batch's
+        (COMPLETED only when every module's agent finished, FAILED once all ended and one failed)."""
+        ref = self._any_ref(task_id)
         backend = self._backend()
         try:
-            return self._state_dict(ref, await backend.status(ref))
+            if isinstance(ref, TaskRef):
+                return self._state_dict(ref, await backend.status(ref))
+            states = await asyncio.gather(*(backend.status(m) for m in ref.members))
         finally:
             await backend.aclose()
+        modules = [self._state_dict(m, st) for m, st in zip(ref.members, states, strict=True)]
+        failed = [m for m in modules if m["status"] == str(TaskStatus.FAILED)]
+        return {
+            "task_id": ref.encode(),
+            "backend": ref.backend,
+            "status": batch_status([m["status"] for m in modules]),
+            "reason": "; ".join(f"{m['module_path']}: {m['reason']}" for m in failed) or None,
+            "module_paths": [m.module_path for m in ref.members],
+            "modules": modules,
+        }
 
-    def get_task_status(self, task_id: str) -> dict[str, Any]:
-        return run_sync(self.get_task_status_async(task_id))
+    get_task_status_async = get_task_status
+
+    def get_task_status_sync(self, task_id: str) -> dict[str, Any]:
+        return run_sync(self.get_task_status(task_id))
 
     # -- collect ------------------------------------------------------------------------------
 
@@ -210,7 +310,7 @@ class OpenHandsTestGenerator:
                 )
             await asyncio.sleep(min(poll_interval, remaining))
 
-    async def get_test_generation_results_async(
+    async def get_test_generation_results(
         self,
         task_id: str,
         timeout: float = 600,
@@ -218,8 +318,14 @@ class OpenHandsTestGenerator:
         *,
         cancel_on_timeout: bool = False,
     ) -> dict[str, Any]:
-        """Wait for the agent, then verify its tests; raises TimeoutError if it does not end in time."""
-        ref = self._ref(task_id)
+        """Wait for the agent, then verify its tests; raises TimeoutError if it does not end in time.
+
+        For a batch, each module is verified (in its own worktree) as soon as its agent ends, several at
+        once; TimeoutError names the modules that did not end in time (the others are still verified
+        and written first)."""
+        ref = self._any_ref(task_id)
+        if isinstance(ref, BatchRef):
+            return await self._batch_results(ref, timeout, poll_interval, cancel_on_timeout, partial=False)
         backend = self._backend()
         try:
             try:
@@ -234,7 +340,9 @@ class OpenHandsTestGenerator:
             await backend.aclose()
         return result.to_dict()
 
-    def get_test_generation_results(
+    get_test_generation_results_async = get_test_generation_results
+
+    def get_test_generation_results_sync(
         self,
         task_id: str,
         timeout: float = 600,
@@ -243,10 +351,55 @@ class OpenHandsTestGenerator:
         cancel_on_timeout: bool = False,
     ) -> dict[str, Any]:
         return run_sync(
-            self.get_test_generation_results_async(
+            self.get_test_generation_results(
                 task_id, timeout, poll_interval, cancel_on_timeout=cancel_on_timeout
             )
         )
+
+    async def collect_batch(
+        self, task_id: str, timeout: float, poll_interval: float, *, cancel_on_timeout: bool = True
+    ) -> dict[str, Any]:
+        """Like ``get_test_generation_results`` for a batch, but a module that does not end in time
+        becomes a FAILED row (its agent paused) while the others are still verified and written."""
+        ref = self._any_ref(task_id)
+        if not isinstance(ref, BatchRef):
+            raise ValueError("collect_batch needs a batch task ID")
+        return await self._batch_results(ref, timeout, poll_interval, cancel_on_timeout, partial=True)
+
+    async def _batch_results(
+        self, batch: BatchRef, timeout: float, poll_interval: float, cancel_on_timeout: bool, *, partial: bool
+    ) -> dict[str, Any]:
+        backend = self._backend()
+        limit = asyncio.Semaphore(self.verify_concurrency)
+        late: list[TaskRef] = []
+        try:
+
+            async def one(member: TaskRef) -> dict[str, Any]:
+                # Each module is verified as soon as its agent ends, while the others still run.
+                try:
+                    state = await self._wait(backend, member, timeout, poll_interval)
+                except TimeoutError as exc:
+                    late.append(member)
+                    if cancel_on_timeout:
+                        with contextlib.suppress(OpenHandsError):
+                            await backend.cancel(member, await backend.status(member))
+                    paused = "; the agent was paused" if cancel_on_timeout else ""
+                    return failed_module_result(member, f"gave up waiting: {exc}{paused}")
+                except OpenHandsError as exc:
+                    return failed_module_result(member, self.redact(str(exc)))
+                async with limit:
+                    return (await self._collect(backend, member, state)).to_dict()
+
+            results = await asyncio.gather(*(one(m) for m in batch.members))
+        finally:
+            await backend.aclose()
+        if late and not partial:
+            # The modules that did end are verified and written; the seed's API still raises.
+            names = ", ".join(m.module_path for m in batch.members if m in late)
+            raise TimeoutError(
+                f"{len(late)} of {len(batch.members)} modules did not finish within {timeout:g}s: {names}"
+            )
+        return batch_result(batch, list(results))
 
     async def _collect(self, backend: Backend, ref: TaskRef, state: AgentState) -> TestGenerationResult:
         message = None
@@ -268,13 +421,15 @@ class OpenHandsTestGenerator:
                     f"the agent said it finished, but {ref.output_path} does not exist in its workspace"
                 )
             else:
-                self._write_workspace_file(ref, content, result)
                 verification = await verify_generated_tests(
                     self.workspace, content=content, module_path=ref.module_path, output_path=ref.output_path,
                     threshold=ref.threshold, base_commit=ref.base_commit, python=self.python,
                     timeout=self.test_timeout, setup_command=self.setup_command,
+                    existing_tests=self.existing_tests, reruns=self.test_reruns,
                 )  # fmt: skip
+                # The pruned file when some tests were rejected; the agent's file when none was kept.
                 self._apply(verification, result)
+                self._write_workspace_file(ref, verification.content or content, result)
         result.duration_s = max(0.0, time.time() - ref.submitted_at)
         return result
 
@@ -285,6 +440,7 @@ class OpenHandsTestGenerator:
         target = (root / ref.output_path).resolve()
         if root not in target.parents:
             result.reason = f"output path {ref.output_path!r} leaves the workspace"
+            result.success, result.status = False, TaskStatus.FAILED
             return
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
@@ -298,28 +454,33 @@ class OpenHandsTestGenerator:
         result.coverage = verification.coverage
         result.test_output = verification.output_tail
         result.reason = verification.reason
-        result.success = verification.reason is None
+        result.coverage_before = verification.coverage_before
+        result.funnel = dict(verification.funnel)
+        result.tests = list(verification.tests)
+        result.success = result.reason is None and verification.kept_tests > 0
         result.status = TaskStatus.COMPLETED if result.success else TaskStatus.FAILED
 
     # -- blocking, for backward compatibility --------------------------------------------------
 
-    async def generate_tests_async(
+    async def generate_tests(
         self,
-        module_path: str,
+        module_path: str | Sequence[str],
         output_path: str,
         coverage_threshold: float = DEFAULT_THRESHOLD,
         *,
         timeout: float = 600,
         poll_interval: float = 5.0,
     ) -> dict[str, Any]:
-        task_id = await self.submit_test_generation_task_async(module_path, output_path, coverage_threshold)
-        return await self.get_test_generation_results_async(
+        task_id = await self.submit_test_generation_task(module_path, output_path, coverage_threshold)
+        return await self.get_test_generation_results(
             task_id, timeout, poll_interval, cancel_on_timeout=True
         )
 
-    def generate_tests(
+    generate_tests_async = generate_tests
+
+    def generate_tests_sync(
         self,
-        module_path: str,
+        module_path: str | Sequence[str],
         output_path: str,
         coverage_threshold: float = DEFAULT_THRESHOLD,
         *,
@@ -327,7 +488,7 @@ class OpenHandsTestGenerator:
         poll_interval: float = 5.0,
     ) -> dict[str, Any]:
         return run_sync(
-            self.generate_tests_async(
+            self.generate_tests(
                 module_path, output_path, coverage_threshold, timeout=timeout, poll_interval=poll_interval
             )
         )

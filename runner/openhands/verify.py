@@ -8,33 +8,58 @@ process group with a deadline like every hypothesis (runner.engine.process).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from runner.config import Hypothesis
 from runner.engine.environments import EnvironmentPool, EnvironmentSetupError, HypothesisEnvironment
 from runner.engine.process import run_in_group, without_secrets
 from runner.engine.worktrees import WorktreeError, WorktreeManager
+from runner.openhands.judge import (
+    PLUGIN_MODULE,
+    PLUGIN_SOURCE,
+    REPORT_ENV,
+    CoverageData,
+    JudgeReport,
+    find_candidates,
+    judge_tests,
+    outcomes_by_key,
+    percent,
+    prune,
+    read_coverage_data,
+    read_coverage_json,
+    read_items,
+)
 
 __all__ = ["Verification", "coverage_include", "verify_generated_tests"]
 
 TAIL_BYTES = 16 * 1024
+DEFAULT_RERUNS = 3
 
 
 @dataclass(frozen=True)
 class Verification:
     tests_passed: bool
-    coverage: float | None  # percent of the module's lines run by the tests
+    coverage: float | None  # percent of the module's lines run by the existing tests + the kept ones
     exit_code: int | None
     output_tail: str
     reason: str | None  # why it does not count as a success; None when it does
     commit: str | None = None
+    coverage_before: float = 0.0  # the existing tests alone (0 when none are named)
+    tests: list[dict[str, Any]] = field(default_factory=list)  # every test: name, verdict, reason
+    funnel: dict[str, int] = field(default_factory=dict)
+    content: bytes | None = None  # what to write: the pruned file, or the agent's when nothing was kept
+
+    @property
+    def kept_tests(self) -> int:
+        return sum(1 for t in self.tests if t.get("verdict") == "kept")
 
 
 def coverage_include(module_path: str, repo: Path) -> str:
@@ -60,9 +85,14 @@ def _command_env() -> dict[str, str]:
 
 
 async def _run(
-    argv: list[str], *, cwd: Path, log: Path, deadline: float, environment: HypothesisEnvironment
-) -> tuple[str, int | None]:
+    argv: list[str], *, cwd: Path, log: Path, deadline: float, environment: HypothesisEnvironment,
+    extra_env: Mapping[str, str] | None = None,
+) -> tuple[str, int | None]:  # fmt: skip
     env = environment.apply(_command_env())
+    for name, value in (extra_env or {}).items():
+        if name == "PYTHONPATH":  # ours first, the user's still there
+            value = os.pathsep.join(p for p in (value, env.get("PYTHONPATH", "")) if p)
+        env[name] = value
     with log.open("ab") as out:
         outcome = await run_in_group(
             argv, cwd=cwd, env=env, log_fd=out.fileno(), deadline=deadline, grace=2.0,
@@ -82,8 +112,12 @@ async def verify_generated_tests(
     python: str | None = None,
     timeout: float = 600.0,
     setup_command: list[str] | None = None,
+    existing_tests: Sequence[str] = (),
+    reruns: int = DEFAULT_RERUNS,
 ) -> Verification:
-    """Write ``content`` at ``output_path`` in a fresh worktree of ``repo``, run it under coverage.
+    """Write ``content`` at ``output_path`` in a fresh worktree of ``repo`` and judge each test in it
+    (runner.openhands.judge): kept tests pass, pass again in ``reruns`` fresh processes, assert, and add
+    coverage beyond ``existing_tests`` and the tests kept before them.
 
     Setup and tests run in an environment of their own, like a hypothesis' (a virtualenv layered over
     the job's ``python3``, runner.engine.environments): the setup's installs never reach the runner's
@@ -108,7 +142,7 @@ async def verify_generated_tests(
                         worktree.path, content=content, module_path=module_path, output_path=output_path,
                         threshold=threshold, python=python or environment.python or sys.executable,
                         timeout=timeout, setup_command=setup_command, commit=worktree.commit,
-                        environment=environment,
+                        environment=environment, existing_tests=existing_tests, reruns=reruns,
                     )  # fmt: skip
             except EnvironmentSetupError as exc:
                 return Verification(False, None, None, "", f"cannot run the tests: {exc}", worktree.commit)
@@ -120,6 +154,7 @@ async def verify_generated_tests(
 async def _verify_in(
     tree: Path, *, content: bytes, module_path: str, output_path: str, threshold: float, python: str,
     timeout: float, setup_command: list[str] | None, commit: str | None, environment: HypothesisEnvironment,
+    existing_tests: Sequence[str] = (), reruns: int = DEFAULT_RERUNS,
 ) -> Verification:  # fmt: skip
     target = (tree / output_path).resolve()
     if tree.resolve() not in target.parents:
@@ -130,13 +165,51 @@ async def _verify_in(
         return Verification(
             False, None, None, "", f"module {module_path!r} does not exist at the tested commit", commit
         )
+    for existing in existing_tests:
+        if not (tree / existing).exists() or tree.resolve() not in (tree / existing).resolve().parents:
+            missing = f"existing test {existing!r} does not exist at the tested commit"
+            return Verification(False, None, None, "", missing, commit)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(content)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    with tempfile.TemporaryDirectory(prefix="worktree-runner-verify-") as scratch:
-        log, data, report = Path(scratch, "log"), Path(scratch, "coverage"), Path(scratch, "coverage.json")
+    with tempfile.TemporaryDirectory(prefix="worktree-runner-verify-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        plugin_dir = scratch / "plugin"
+        plugin_dir.mkdir()
+        (plugin_dir / f"{PLUGIN_MODULE}.py").write_text(PLUGIN_SOURCE, encoding="utf-8")
+        log = scratch / "log"
         include = coverage_include(module_path, tree)
+        pytest_args = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", PLUGIN_MODULE]
+
+        async def covered_run(
+            name: str, paths: Sequence[str], run_log: Path
+        ) -> tuple[str, int | None, Path, CoverageData | None]:
+            data, items = scratch / f"{name}.coverage", scratch / f"{name}.items.json"
+            kind, code = await _run(
+                [python, "-m", "coverage", "run", f"--data-file={data}", include, *pytest_args, *paths],
+                cwd=tree, log=run_log, deadline=deadline, environment=environment,
+                extra_env=_plugin_env(plugin_dir, items),
+            )  # fmt: skip
+            if kind != "exited" or not data.exists():
+                return kind, code, items, None
+            if python == sys.executable:
+                # Our own interpreter wrote it: read it here (one process fewer per run).
+                try:
+                    return kind, code, items, await asyncio.to_thread(read_coverage_data, data, tree)
+                except Exception:  # any trouble: ask the tests' interpreter for the json report instead
+                    pass
+            report = scratch / f"{name}.json"
+            await _run(
+                # The data file already holds only the module's files (and, for a package, the
+                # files the tests never imported, as unexecuted): report all of it.
+                [python, "-m", "coverage", "json", f"--data-file={data}", "--show-contexts",
+                 "-o", str(report)],
+                cwd=tree, log=scratch / "coverage-json.log", deadline=loop.time() + 120,
+                environment=environment,
+            )  # fmt: skip
+            return kind, code, items, read_coverage_json(report)
+
         if setup_command:
             kind, code = await _run(
                 setup_command, cwd=tree, log=log, deadline=deadline, environment=environment
@@ -146,52 +219,101 @@ async def _verify_in(
                 return Verification(
                     False, None, code, _tail(log), f"the setup command failed ({why})", commit
                 )
+        baseline: set[tuple[str, int]] = set()
+        coverage_before = 0.0
+        if existing_tests:
+            kind, _, _, before = await covered_run("existing", existing_tests, scratch / "existing.log")
+            if kind == "timeout":
+                return Verification(False, None, None, _tail(scratch / "existing.log"),
+                                    "the repository's existing tests timed out", commit)  # fmt: skip
+            if before is not None:
+                baseline = before.all_lines
+                coverage_before = percent(baseline, before.statements)
         started = time.monotonic()
-        kind, code = await _run(
-            [python, "-m", "coverage", "run", f"--data-file={data}", include,
-             "-m", "pytest", "-q", "-p", "no:cacheprovider", output_path],
-            cwd=tree, log=log, deadline=deadline, environment=environment,
-        )  # fmt: skip
+        kind, code, items_file, first_coverage = await covered_run("generated", [output_path], log)
         elapsed = time.monotonic() - started
         if kind == "timeout":
             return Verification(
-                False, None, None, _tail(log), f"the generated tests timed out after {elapsed:.0f}s", commit
-            )
+                False, None, None, _tail(log), f"the generated tests timed out after {elapsed:.0f}s", commit,
+                coverage_before=coverage_before,
+            )  # fmt: skip
         if kind != "exited":
             return Verification(False, None, None, _tail(log), f"could not run the tests ({kind})", commit)
-        coverage = None
-        if data.exists():
-            await _run(
-                # The data file already holds only the module's files (and, for a package, the
-                # files the tests never imported, as unexecuted): report all of it.
-                [python, "-m", "coverage", "json", f"--data-file={data}", "-o", str(report)],
-                cwd=tree, log=Path(scratch, "coverage-json.log"), deadline=loop.time() + 120,
-                environment=environment,
-            )  # fmt: skip
-            coverage = _percent(report)
         tail = _tail(log)
-    passed = code == 0
-    if code == 5:
-        reason: str | None = "the generated file contains no tests (pytest collected nothing)"
-    elif not passed:
-        reason = f"the generated tests fail (pytest exit code {code})"
-    elif coverage is None:
-        reason = f"the tests never imported {module_path}: no coverage was measured"
-        coverage = 0.0
-    elif coverage < threshold:
-        reason = f"coverage {coverage:.1f}% < {threshold:g}% of {module_path}"
-    else:
+        if code == 5:
+            return Verification(False, None, code, tail,
+                                "the generated file contains no tests (pytest collected nothing)", commit,
+                                coverage_before=coverage_before)  # fmt: skip
+        try:
+            source = content.decode("utf-8")
+            find_candidates(source)
+        except (UnicodeDecodeError, SyntaxError, ValueError) as exc:
+            unparsable = f"the generated file does not parse ({type(exc).__name__}); pytest exit code {code}"
+            return Verification(False, None, code, tail, unparsable, commit, coverage_before=coverage_before)
+
+        async def rerun(i: int) -> dict[str, dict[str, str]] | None:
+            items = scratch / f"rerun-{i}.items.json"
+            kind, _ = await _run(
+                [python, *pytest_args, output_path], cwd=tree, log=scratch / "reruns.log",
+                deadline=deadline, environment=environment, extra_env=_plugin_env(plugin_dir, items),
+            )  # fmt: skip
+            return read_items(items) if kind == "exited" else None
+
+        report = await judge_tests(
+            source=source, test_file=target, first_items=read_items(items_file),
+            first_coverage=first_coverage, baseline=baseline, coverage_before=coverage_before,
+            rerun=rerun, reruns=reruns,
+        )  # fmt: skip
+        tests, funnel = [v.to_dict() for v in report.verdicts], report.funnel()
+        coverage: float | None = coverage_before
+        reason: str | None
+        if not report.kept:
+            if code != 0:
+                reason = f"the generated tests fail (pytest exit code {code})"
+            elif first_coverage is None:
+                reason = f"the tests never imported {module_path}: no coverage was measured"
+            else:
+                reason = "no generated test was kept (" + _rejections(report) + ")"
+            return Verification(
+                code == 0, coverage, code, tail, reason, commit, coverage_before, tests, funnel, content
+            )
+        written = content
+        tests_passed = True
+        coverage = report.coverage_by_union
         reason = None
-    return Verification(passed, coverage, code, tail, reason, commit)
+        if report.rejected:
+            # Prune, then verify the pruned file once more as a whole, with the repository's tests.
+            rejected = [c for c in find_candidates(source) if c.shadowed or c.key in set(report.rejected)]
+            written = prune(source, rejected).encode("utf-8")
+            target.write_bytes(written)
+            final_log = scratch / "final.log"
+            kind, final_code, final_items, final_data = await covered_run(
+                "final", [*existing_tests, output_path], final_log
+            )
+            tail = _tail(final_log)
+            final = outcomes_by_key(read_items(final_items), target)
+            coverage = percent(final_data.all_lines, final_data.statements) if final_data else 0.0
+            if kind != "exited":
+                tests_passed, reason = False, f"the pruned file did not finish ({kind})"
+            elif set(final) != set(report.kept):
+                tests_passed, reason = False, "pruning changed which tests pytest collects"
+            elif any(o != "passed" for runs in final.values() for _, o in runs):
+                tests_passed = False
+                reason = f"the pruned file fails as a whole (pytest exit code {final_code})"
+        if reason is None and coverage is not None and coverage < threshold:
+            reason = f"coverage {coverage:.1f}% < {threshold:g}% of {module_path}"
+        return Verification(
+            tests_passed, coverage, code, tail, reason, commit, coverage_before, tests, funnel, written
+        )
 
 
-def _percent(report: Path) -> float | None:
-    try:
-        totals = json.loads(report.read_text(encoding="utf-8"))["totals"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not totals.get("num_statements"):
-        return None
-    # Line coverage even if the project's own coverage config turns on branch coverage.
-    percent = totals.get("percent_statements_covered", totals["percent_covered"])
-    return round(float(percent), 2)
+def _rejections(report: JudgeReport) -> str:
+    counts: dict[str, int] = {}
+    for verdict in report.verdicts:
+        what = verdict.reason.split(":", 1)[0].split(" in ", 1)[0]
+        counts[what] = counts.get(what, 0) + 1
+    return ", ".join(f"{n} {what}" for what, n in counts.items())
+
+
+def _plugin_env(plugin_dir: Path, items: Path) -> dict[str, str]:
+    return {"PYTHONPATH": str(plugin_dir), REPORT_ENV: str(items)}
