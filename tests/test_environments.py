@@ -126,6 +126,20 @@ def test_each_hypothesis_installs_and_imports_its_own_code(
         assert worktree_list(repo) == before
 
 
+def wheel_and_repo(tmp_path: Path, name: str, version: str, files: dict[str, str]) -> tuple[Path, Path]:
+    """A wheel built on the spot (no index needed) and a one-commit repository to run hypotheses in."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    wheel = make_wheel(wheels, name, version, files)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "README").write_text("x\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "base")
+    return wheel, repo
+
+
 def _tree_digest(root: Path) -> dict[str, str]:
     """Relative path -> sha256 of every file under ``root`` (bytecode caches aside)."""
     digest: dict[str, str] = {}
@@ -148,15 +162,8 @@ def test_installs_never_reach_the_runners_environment(tmp_path: Path, runner_tem
     import pydantic
 
     real_pydantic = Path(pydantic.__file__).parent
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    wheel = make_wheel(wheels, "pydantic", "1.0.0", {"pydantic/__init__.py": "VERSION = '1.0.0-fake'\n"})
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "README").write_text("x\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "base")
+    fake = {"pydantic/__init__.py": "VERSION = '1.0.0-fake'\n"}
+    wheel, repo = wheel_and_repo(tmp_path, "pydantic", "1.0.0", fake)
     in_layer = (
         "import os, pydantic; assert pydantic.VERSION == '1.0.0-fake', pydantic.VERSION; "
         "assert pydantic.__file__.startswith(os.environ['VIRTUAL_ENV'] + os.sep), pydantic.__file__"
@@ -305,15 +312,7 @@ def test_layer_sees_the_base_but_not_its_pth_hooks(repo: Path, tmp_path: Path, r
 
 @pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not installed")
 def test_uv_pip_install_goes_into_the_layer(tmp_path: Path, runner_temp: Path) -> None:
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    wheel = make_wheel(wheels, "uvprobe", "1.0", {"uvprobe.py": "X = 1\n"})
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "README").write_text("x\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "base")
+    wheel, repo = wheel_and_repo(tmp_path, "uvprobe", "1.0", {"uvprobe.py": "X = 1\n"})
     check = "import os, uvprobe; assert uvprobe.__file__.startswith(os.environ['VIRTUAL_ENV'] + os.sep)"
     config = RunnerConfig.model_validate({
         "setup": f"uv pip install --offline {wheel}", "command": ["python", "-c", check], "max-parallel": 2,
@@ -368,15 +367,7 @@ def test_an_install_that_escapes_the_layer_is_an_error(
                    check=True)  # fmt: skip
     monkeypatch.setenv("PATH", f"{job_env / 'bin'}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.delenv("VIRTUAL_ENV", raising=False)
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    wheel = make_wheel(wheels, "escaped", "1.0", {"escaped.py": "X = 1\n"})
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "README").write_text("x\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "base")
+    wheel, repo = wheel_and_repo(tmp_path, "escaped", "1.0", {"escaped.py": "X = 1\n"})
     config = RunnerConfig.model_validate({
         "command": "true",
         "hypotheses": [
