@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import tempfile
 import time
 import uuid
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from runner.config import ExecutionSettings, Hypothesis, Status, TestExecutionResult
-from runner.engine import per_test, result_cache
+from runner.engine import per_test, result_cache, spawn
 from runner.engine.aio import run_sync
 from runner.engine.environments import EnvironmentPool, EnvironmentSetupError, HypothesisEnvironment
 from runner.engine.gitutil import git_env
@@ -119,6 +120,7 @@ class AsyncTestExecutor:
         self._base_env: dict[str, str] | None = None
         self._environments = EnvironmentPool(self.config.isolation)
         self._logs_ready = False
+        self._plugin: per_test.SharedPlugin | None = None  # one copy of the pytest plugin per run
         self.cache = cache
 
     # -- public API -----------------------------------------------------------------------
@@ -234,6 +236,9 @@ class AsyncTestExecutor:
                 w.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             await asyncio.shield(self._environments.close())
+            if self._plugin is not None:
+                shutil.rmtree(self._plugin.directory, ignore_errors=True)
+                self._plugin = None
             # The executor can be used again; the reason stays readable through `stopped`.
             self._last_stop, self._stop_reason = self._stop_reason, None
             # One sweep per run for descendants that escaped their process group and outlived
@@ -379,7 +384,7 @@ class AsyncTestExecutor:
         deadline = loop.time() + self.config.timeout_for(hyp)
         token = f"{self.run_token}-{item.index}"
         env = environment.apply(self._env_for(hyp, worktree, token))
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        fd = await spawn.open_log(log_path)
         try:
             try:
                 command = self.config.command_for(hyp)
@@ -437,9 +442,11 @@ class AsyncTestExecutor:
         junit = self.config.junit_for(hyp)
         if junit is None and not self.config.per_test:
             return None
+        if self._plugin is None and junit is None:
+            self._plugin = per_test.SharedPlugin(self._logs() / f".worktree-runner-{uuid.uuid4().hex[:12]}")
         return per_test.PerTestCollector(
             worktree=worktree.path, workdir=log_path.with_suffix(".tests"), junit=junit,
-            pytest_plugin=self.config.per_test, reruns=self.config.reruns,
+            pytest_plugin=self.config.per_test, reruns=self.config.reruns, shared_plugin=self._plugin,
         )  # fmt: skip
 
 

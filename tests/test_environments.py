@@ -379,3 +379,67 @@ def test_an_install_that_escapes_the_layer_is_an_error(
     (result,) = report.results
     assert result.status is Status.ERROR, (result.error, result.output_tail)
     assert result.error and "changed during setup" in result.error and "escaped-1.0.dist-info" in result.error
+
+
+# Run one after the other in the same run: what each saw of its layer, and what it then did to it.
+LAYER_PROBE = """\
+import json, os, stat, sys
+venv, tmp = os.environ["VIRTUAL_ENV"], os.environ["TMPDIR"]
+lib = os.path.join(venv, "lib")
+site = os.path.join(lib, os.listdir(lib)[0], "site-packages")
+with open(os.path.join(venv, "pyvenv.cfg")) as fh:
+    cfg = fh.read()
+try:
+    import planted
+    planted_seen = planted.WHO
+except ImportError:
+    planted_seen = None
+print("SEEN", json.dumps({"venv": venv, "site": sorted(os.listdir(site)), "tmp": os.listdir(tmp),
+                          "cfg_ok": "include-system-site-packages = false" in cfg, "planted": planted_seen,
+                          "bin_mode": stat.S_IMODE(os.stat(os.path.join(venv, "bin")).st_mode)}))
+action = sys.argv[1]
+who = os.environ["WORKTREE_RUNNER_HYPOTHESIS"]
+if action == "plant":  # what an install does: a module in its site-packages
+    with open(os.path.join(site, "planted.py"), "w") as fh:
+        fh.write("WHO = %r\\n" % who)
+elif action == "rewrite":  # same size, same second: only the mtime can tell
+    with open(os.path.join(venv, "pyvenv.cfg"), "r+") as fh:
+        fh.write(cfg.replace("false", "truee", 1)[: len(cfg)])
+elif action == "chmod":
+    os.chmod(os.path.join(venv, "bin"), 0o700)
+elif action == "tmp":
+    open(os.path.join(tmp, "left-behind"), "w").close()
+"""
+
+
+def test_a_layer_serves_again_only_exactly_as_it_was_made(
+    repo: Path, tmp_path: Path, runner_temp: Path
+) -> None:
+    """Hypotheses one after the other: a layer nobody changed is given to the next (same path, and it
+    cannot tell), any change (an install, a rewritten file, a chmod, a temp file) means a new layer."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(LAYER_PROBE)
+    actions = ["none", "plant", "none", "rewrite", "none", "chmod", "none", "tmp", "none", "none"]
+    config = RunnerConfig.model_validate({
+        "max-parallel": 1,
+        "hypotheses": [
+            {"name": f"h{i}-{a}", "ref": "main", "command": ["python", str(probe), a]}
+            for i, a in enumerate(actions)
+        ],
+    })  # fmt: skip
+    report = run_config(config, RunOptions(repo=repo, logs_dir=tmp_path / "logs"))
+    assert [r.status for r in report.results] == [Status.PASSED] * len(actions), [
+        r.output_tail for r in report.results
+    ]
+    seen = _seen(report.results)
+    for s in seen:  # every hypothesis got a layer exactly as a new one
+        assert s["site"] == sorted([PARENT_PTH, EDITABLES_FIRST_PTH]) and s["tmp"] == []
+        assert s["cfg_ok"] and s["planted"] is None and s["bin_mode"] == 0o755
+    venvs = [s["venv"] for s in seen]
+    for i, action in enumerate(actions[:-1]):
+        if action == "none":
+            assert venvs[i + 1] == venvs[i], (i, venvs)  # unchanged: served again
+        else:
+            assert venvs[i + 1] != venvs[i], (i, action, venvs)  # changed: removed, a new one made
+            assert not Path(venvs[i]).exists()
+    assert list(runner_temp.iterdir()) == []

@@ -25,8 +25,11 @@ What a hypothesis gets (``isolation: venv``, the default):
   that escaped the layer some other way makes the hypothesis ``error`` instead of a wrong verdict).
 
 Everything lives below one private scratch directory per run (under ``$RUNNER_TEMP`` or the system
-temp dir); a hypothesis' directory is removed as soon as it finishes, the scratch directory at the
-end of the run. Download caches (pip's, uv's) are left where the user has them: they are safe to
+temp dir). When a hypothesis finishes, its directory is compared with what it was when it was made
+(every entry's name, type, mode, owner, link target and file content): if nothing changed (the command
+installed nothing and left nothing in its temp dir), a later hypothesis gets it as it is, byte for byte
+what a new one would hold; otherwise it is removed at once. The scratch directory goes at the end of
+the run. Download caches (pip's, uv's) are left where the user has them: they are safe to
 share between concurrent installs, an install target is not.
 
 Layers are cheap: the base is probed and a *template* layer is built once per run (one
@@ -45,11 +48,13 @@ import shutil
 import stat
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from runner.engine import spawn
 from runner.engine.process import run_captured
 from runner.engine.worktrees import default_worktree_base
 
@@ -100,6 +105,10 @@ _HEAD_BYTES = 512
 # Kept compatible with old interpreters (no f-strings, no walrus): it runs in whatever python3 is on PATH.
 _PROBE = r"""
 import json, os, site, sys, sysconfig
+try:
+    venv_error
+except NameError:
+    venv_error = None
 known = []
 if hasattr(site, "getsitepackages"):
     known.extend(site.getsitepackages())
@@ -122,7 +131,19 @@ print(json.dumps({
         "base": getattr(sys, "base_prefix", sys.prefix),
         "platbase": getattr(sys, "base_exec_prefix", sys.prefix),
     }),
+    "venv_error": venv_error,
 }))
+"""
+# Appended to _PROBE when the probe also makes the template layer (argv[1]): one interpreter start, not two.
+_MAKE_VENV = r"""
+import os, sys
+venv_error = None
+if len(sys.argv) > 1:
+    try:
+        import venv
+        venv.EnvBuilder(with_pip=False, symlinks=(os.name != "nt")).create(sys.argv[1])
+    except Exception as exc:
+        venv_error = "%s: %s" % (type(exc).__name__, exc)
 """
 
 
@@ -163,10 +184,17 @@ def find_base_python(search_path: str | None) -> str:
     return sys.executable
 
 
-async def probe_interpreter(python: str, env: Mapping[str, str]) -> BaseInterpreter:
-    """Ask ``python`` (which may be a pyenv shim or a venv's) where it and its packages live."""
+async def probe_interpreter(
+    python: str, env: Mapping[str, str], *, make_venv: Path | None = None
+) -> BaseInterpreter:
+    """Ask ``python`` (which may be a pyenv shim or a venv's) where it and its packages live.
+
+    With ``make_venv``, the same process also makes a virtualenv without pip there (as
+    ``python -m venv --without-pip`` would).
+    """
+    argv = [python, "-c", _MAKE_VENV + _PROBE, str(make_venv)] if make_venv else [python, "-c", _PROBE]
     try:
-        result = await run_captured([python, "-c", _PROBE], cwd=None, env=env, timeout=_PROBE_TIMEOUT)
+        result = await run_captured(argv, cwd=None, env=env, timeout=_PROBE_TIMEOUT + _VENV_TIMEOUT)
     except OSError as exc:
         raise EnvironmentSetupError(f"cannot run the base interpreter {python}: {exc}") from None
     if result.returncode != 0:
@@ -177,6 +205,10 @@ async def probe_interpreter(python: str, env: Mapping[str, str]) -> BaseInterpre
     try:
         answer = [line for line in result.output.splitlines() if line.startswith("{")]
         data = json.loads(answer[-1]) if answer else {}
+        if data.get("venv_error"):
+            raise EnvironmentSetupError(
+                f"cannot make a virtualenv with {data['executable']}: {str(data['venv_error'])[:300]}"
+            )
         return BaseInterpreter(
             executable=str(data["executable"]), prefix=str(data["prefix"]),
             base_prefix=str(data["base_prefix"]), version=str(data["version"]),
@@ -299,7 +331,31 @@ def _belongs_to(base: BaseInterpreter, interpreter: str) -> bool:
     return False
 
 
-def _copy_scripts(base: BaseInterpreter, shims: Path, search_path: str | None) -> None:
+_NOT_SCRIPTS = ("python", "activate", "Activate")  # names _copy_scripts never copies
+
+
+def _script_heads(search_path: str | None) -> dict[str, bytes]:
+    """The first bytes of every executable file on ``search_path`` (what :func:`_copy_scripts` reads)."""
+    heads: dict[str, bytes] = {}
+    for directory in dict.fromkeys(d for d in (search_path or "").split(os.pathsep) if d):
+        try:
+            with os.scandir(directory) as listing:
+                names = [e.path for e in listing if e.is_file() and not e.name.startswith(_NOT_SCRIPTS)]
+        except OSError:
+            continue
+        for full in names:
+            try:
+                if os.access(full, os.X_OK):
+                    with open(full, "rb") as fh:
+                        heads[full] = fh.read(_HEAD_BYTES)
+            except OSError:
+                continue
+    return heads
+
+
+def _copy_scripts(
+    base: BaseInterpreter, shims: Path, search_path: str | None, heads: Mapping[str, bytes] | None = None
+) -> None:
     """Copy every console script of the base environment into ``shims``, run by the ``python`` on PATH.
 
     ``shims`` is shared by the run's layers and put on PATH right after a layer's ``bin``, whose
@@ -324,19 +380,24 @@ def _copy_scripts(base: BaseInterpreter, shims: Path, search_path: str | None) -
         except OSError:
             continue
         for name in names:
-            if name in taken or name.startswith(("python", "activate", "Activate")):
+            if name in taken or name.startswith(_NOT_SCRIPTS):
                 continue
             full = os.path.join(directory, name)
             try:
                 if not os.path.isfile(full) or not os.access(full, os.X_OK):
                     continue
-                with open(full, "rb") as fh:
-                    parsed = _shebang_interpreter(fh.read(_HEAD_BYTES))
-                    if parsed is None or not _belongs_to(base, parsed[0]):
-                        if index >= first_path_entry:  # on PATH: this name is someone else's program
-                            taken.add(name)
-                        continue
-                    rest = parsed[2] + fh.read()
+                head = heads.get(full) if heads is not None else None
+                if head is not None and not head.startswith(b"#!"):
+                    parsed = None  # a binary (most of PATH): read once, on the helper thread
+                else:
+                    with open(full, "rb") as fh:
+                        head = fh.read(_HEAD_BYTES)
+                        parsed = _shebang_interpreter(head)
+                        rest = parsed[2] + fh.read() if parsed is not None else b""
+                if parsed is None or not _belongs_to(base, parsed[0]):
+                    if index >= first_path_entry:  # on PATH: this name is someone else's program
+                        taken.add(name)
+                    continue
             except OSError:
                 continue
             taken.add(name)
@@ -362,15 +423,16 @@ def _site_packages(venv: Path) -> Path:
 
 
 async def _build_template(root: Path, python: str, env: Mapping[str, str]) -> _Template:
-    base = await probe_interpreter(python, env)
     path = root / "template"
-    result = await run_captured(
-        [base.executable, "-m", "venv", "--without-pip", str(path)], cwd=None, env=env, timeout=_VENV_TIMEOUT
-    )
-    if result.returncode != 0:
-        lines = result.output.strip().splitlines()
-        detail = lines[-1] if lines else f"exit code {result.returncode}"
-        raise EnvironmentSetupError(f"cannot make a virtualenv with {base.executable}: {detail}")
+    search_path = env.get("PATH")
+    # The console scripts on PATH are read on the helper thread while the interpreter starts.
+    heads = asyncio.ensure_future(spawn.in_helper_thread(lambda: _script_heads(search_path)))
+    try:
+        base = await probe_interpreter(python, env, make_venv=path)
+        script_heads = await heads
+    finally:
+        if not heads.done():
+            heads.cancel()
 
     def finish() -> _Template:
         for activate in (path / "bin").glob("[Aa]ctivate*"):
@@ -380,12 +442,11 @@ async def _build_template(root: Path, python: str, env: Mapping[str, str]) -> _T
         (site_packages / EDITABLES_FIRST_PTH).write_text(_EDITABLES_FIRST, encoding="utf-8")
         shims = root / "scripts"
         shims.mkdir()
-        _copy_scripts(base, shims, env.get("PATH"))
+        _copy_scripts(base, shims, search_path, script_heads)
         watched = tuple((d, _installed(d)) for d in base.site_dirs)
         return _Template(path, shims, _snapshot(path), watched)
 
-    # On the loop, not in a thread: once per run, and the executor keeps no threads (one per child or
-    # a pool) besides the loop's own.
+    # On the loop: once per run, a few milliseconds once the heads are read.
     return finish()
 
 
@@ -437,6 +498,47 @@ class HypothesisEnvironment:
         return None
 
 
+# What a hypothesis' directory holds: (relative path, mode, owner, group, links, inode, size, mtime) of
+# every entry it was made with. Every mtime is set into the past when it is made (:func:`_backdate`), so
+# a write to a file gives that file a current mtime, and a creation, removal or rename in a directory
+# gives the directory one (a new entry in a new subdirectory shows in its parent); chmod and chown show
+# in mode and owner. Equal signatures mean a later hypothesis cannot tell the directory from a new one.
+_Signature = tuple[tuple[str, int, int, int, int, int, int, int], ...]
+_BACKDATE_NS = 10 * 1_000_000_000
+
+
+def _signature(root: Path, entries: tuple[str, ...] | None = None) -> _Signature | None:
+    """The signature of the tree at ``root``: of ``entries`` (paths relative to it) or, without them, of
+    everything below it. None: it cannot be read (not reusable)."""
+    if entries is None:
+        found: list[str] = ["."]
+        for dirpath, dirnames, filenames in os.walk(root):
+            rel = os.path.relpath(dirpath, root)
+            found.extend(os.path.normpath(os.path.join(rel, n)) for n in (*dirnames, *filenames))
+        entries = tuple(found)
+    try:
+        return tuple(_entry(rel, os.lstat(os.path.join(root, rel))) for rel in entries)
+    except OSError:
+        return None
+
+
+def _entry(path: str, st: os.stat_result) -> tuple[str, int, int, int, int, int, int, int]:
+    return path, st.st_mode, st.st_uid, st.st_gid, st.st_nlink, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _backdate(root: Path) -> None:
+    """Set the mtime of everything below ``root`` (and its own) ten seconds into the past.
+
+    With coarse file-system clocks a write right after the directory was made could otherwise keep the
+    mtime it was made with; a past mtime makes any later change visible to :func:`_signature`.
+    """
+    past = time.time_ns() - _BACKDATE_NS
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in (*dirnames, *filenames):
+            os.utime(os.path.join(dirpath, name), ns=(past, past), follow_symlinks=False)
+    os.utime(root, ns=(past, past), follow_symlinks=False)
+
+
 def _installed(directory: str) -> frozenset[str]:
     try:
         return frozenset(n for n in os.listdir(directory) if n.endswith(_INSTALL_MARKS))
@@ -476,6 +578,11 @@ class EnvironmentPool:
         self._base_dir = base_dir
         self.root: Path | None = None
         self._templates: dict[str, asyncio.Task[_Template]] = {}
+        # Directories a finished hypothesis left exactly as made, per template, with their signature.
+        self._unused: dict[int, list[tuple[Path, _Signature]]] = {}
+        self._made = 0
+        self._pythons: dict[str | None, str] = {}  # the base python found on each PATH, once per run
+        self.reused = 0  # how many hypotheses got an unchanged directory (for tests and benchmarks)
 
     def _root(self) -> Path:
         if self.root is None:
@@ -485,7 +592,9 @@ class EnvironmentPool:
 
     async def _template(self, env: Mapping[str, str]) -> _Template:
         search_path = env.get("PATH")
-        python = find_base_python(search_path)
+        python = self._pythons.get(search_path)
+        if python is None:
+            python = self._pythons[search_path] = find_base_python(search_path)
         key = f"{python}\0{search_path}"
         task = self._templates.get(key)
         if task is None:
@@ -498,7 +607,11 @@ class EnvironmentPool:
 
     @contextlib.asynccontextmanager
     async def environment(self, index: int, env: Mapping[str, str]) -> AsyncIterator[HypothesisEnvironment]:
-        """The environment of hypothesis ``index`` (``env``: its variables, for PATH), removed on exit."""
+        """An environment for hypothesis ``index`` (``env``: its variables, for PATH).
+
+        New, or one an earlier hypothesis of this run left exactly as it was made; on exit it is kept for
+        the next hypothesis if it is still unchanged, else removed.
+        """
         if self.isolation == "none":
             yield HypothesisEnvironment()
             return
@@ -508,26 +621,41 @@ class EnvironmentPool:
             raise EnvironmentSetupError(
                 f"{exc} (isolation: none runs without an environment of its own)"
             ) from None
-        home = self._root() / f"{index:03d}"
-        environment = HypothesisEnvironment(
-            venv=home / "venv", tmp=home / "tmp", scripts=template.scripts, watched=template.watched
-        )
-
-        def make() -> None:
-            home.mkdir()
-            template.instantiate(home / "venv")
-            (home / "tmp").mkdir()
-
-        try:
+        free = self._unused.setdefault(id(template), [])
+        signature: _Signature | None
+        if free:
+            home, signature = free.pop()
+            self.reused += 1
+        else:
+            home = self._root() / f"{self._made:03d}"
+            self._made += 1
             try:
-                make()  # a dozen small files: cheaper than handing them to a thread
+                home.mkdir()
+                template.instantiate(home / "venv")  # a dozen small files: cheaper than a thread
+                (home / "tmp").mkdir()
+                _backdate(home)
             except OSError as exc:
+                await asyncio.shield(_remove(home))
                 raise EnvironmentSetupError(
                     f"cannot make the hypothesis' environment in {home}: {exc}"
                 ) from None
+            signature = _signature(home)
+        environment = HypothesisEnvironment(
+            venv=home / "venv", tmp=home / "tmp", scripts=template.scripts, watched=template.watched
+        )
+        try:
             yield environment
         finally:
-            await asyncio.shield(_remove(home))
+            # Only a directory that is exactly as it was made serves again; anything else (an install,
+            # a file in its temp dir, a changed mode) is removed now, as a new hypothesis must not see it.
+            if (
+                signature is not None
+                and self.root is not None
+                and _signature(home, tuple(e[0] for e in signature)) == signature
+            ):
+                free.append((home, signature))
+            else:
+                await asyncio.shield(_remove(home))
 
     async def close(self) -> None:
         """Remove the scratch directory (templates and anything left). Safe to call twice."""
@@ -536,6 +664,7 @@ class EnvironmentPool:
                 task.cancel()
         await asyncio.gather(*self._templates.values(), return_exceptions=True)
         self._templates.clear()
+        self._unused.clear()
         if self.root is not None:
             root, self.root = self.root, None
             await _remove(root)

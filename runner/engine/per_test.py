@@ -39,6 +39,7 @@ __all__ = [
     "PLUGIN_MODULE",
     "JUnitError",
     "PerTestCollector",
+    "SharedPlugin",
     "TestOutcome",
     "TestRun",
     "install_plugin",
@@ -96,6 +97,36 @@ def install_plugin(directory: Path) -> Path:
     source = Path(plugin.__file__)
     shutil.copyfile(source, directory / f"{PLUGIN_MODULE}.py")
     return directory
+
+
+class SharedPlugin:
+    """One copy of the plugin for every hypothesis of a run, checked (one ``stat``) before each use.
+
+    Its directory is the run's own: the hypotheses' report files and re-run lists go there too, and it
+    is removed when the run ends (the verdicts are in the results by then).
+
+    The copy is rewritten when it is not the file we wrote (a command changed or removed it), so a
+    hypothesis always loads our plugin as shipped.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._stamp: tuple[int, int, int, int] | None = None
+
+    def ready(self) -> Path:
+        target = self.directory / f"{PLUGIN_MODULE}.py"
+        if self._stamp is None or _stamp(target) != self._stamp:
+            install_plugin(self.directory)
+            self._stamp = _stamp(target)
+        return self.directory
+
+
+def _stamp(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def pytest_report_env(env: Mapping[str, str], plugin_dir: Path, results_file: Path) -> dict[str, str]:
@@ -276,15 +307,28 @@ class PerTestCollector:
     """
 
     def __init__(
-        self, *, worktree: Path, workdir: Path, junit: str | None, pytest_plugin: bool, reruns: int
+        self,
+        *,
+        worktree: Path,
+        workdir: Path,
+        junit: str | None,
+        pytest_plugin: bool,
+        reruns: int,
+        shared_plugin: SharedPlugin | None = None,
     ) -> None:
         self.worktree = worktree
-        self.workdir = workdir
         self.junit = junit
         self.pytest_plugin = pytest_plugin and junit is None
         self.reruns = reruns
-        self.results_file = workdir / "results.jsonl"
-        self.plugin_dir = workdir / "plugin"
+        self._shared_plugin = shared_plugin
+        if shared_plugin is not None:
+            # The run's own directory: nothing of an earlier run can be in it (no stale report to remove).
+            self.workdir = shared_plugin.directory / workdir.name
+            self.plugin_dir = shared_plugin.directory
+        else:
+            self.workdir = workdir
+            self.plugin_dir = workdir / "plugin"
+        self.results_file = self.workdir.with_name(f"{self.workdir.name}.jsonl")
         self._env: dict[str, str] | None = None
 
     @property
@@ -296,8 +340,11 @@ class PerTestCollector:
             remove_junit_files(self.worktree, self.junit)
             self._env = dict(env)
         elif self.pytest_plugin:
-            install_plugin(self.plugin_dir)
-            self.results_file.unlink(missing_ok=True)
+            if self._shared_plugin is not None:
+                self._shared_plugin.ready()
+            else:
+                install_plugin(self.plugin_dir)
+                self.results_file.unlink(missing_ok=True)
             self._env = pytest_report_env(env, self.plugin_dir, self.results_file)
         else:
             self._env = dict(env)
@@ -351,6 +398,7 @@ class PerTestCollector:
             except JUnitError:
                 again = None
         else:
+            self.workdir.mkdir(parents=True, exist_ok=True)
             ids_file = self.workdir / f"rerun-{attempt}.txt"
             ids_file.write_text("".join(i + "\n" for i in ids), encoding="utf-8")
             rerun_file = self.workdir / f"rerun-{attempt}.jsonl"

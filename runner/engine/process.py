@@ -19,7 +19,9 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
+
+from runner.engine import spawn
 
 TASK_ENV = "WORKTREE_RUNNER_TASK"
 
@@ -36,6 +38,7 @@ _SECRET_NAMES = frozenset({
 def without_secrets(env: Mapping[str, str]) -> dict[str, str]:
     """``env`` minus the variables untrusted commands must not see (see ``_SECRET_NAMES``)."""
     return {k: v for k, v in env.items() if k not in _SECRET_NAMES and not k.startswith(_SECRET_PREFIXES)}
+
 
 # How long we wait for a process to be reaped after SIGKILL. SIGKILL cannot be ignored, so this
 # only guards against a lost exit status (python/cpython#87744) turning into a hang.
@@ -110,9 +113,19 @@ def kill_marked(token: str, sig: int = signal.SIGKILL) -> int:
     return count
 
 
-async def stop_process_tree(
-    proc: asyncio.subprocess.Process, *, grace: float, token: str | None = None
-) -> None:
+class _Child(Protocol):
+    """What stopping a process tree needs of a started child (asyncio's Process, spawn.PidfdProcess)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
+
+
+async def stop_process_tree(proc: _Child, *, grace: float, token: str | None = None) -> None:
     """SIGTERM the process group (and marked escapees), wait up to ``grace``, then SIGKILL.
 
     Returns only when the direct child is reaped (bounded) and the group is empty.
@@ -148,6 +161,10 @@ async def run_in_group(
 
     On cancellation the process tree is stopped before CancelledError propagates.
     """
+    if spawn.available():
+        return await _run_in_group_pidfd(
+            argv, cwd=cwd, env=env, log_fd=log_fd, deadline=deadline, grace=grace, token=token
+        )
     loop = asyncio.get_running_loop()
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -176,6 +193,42 @@ async def run_in_group(
         # Stop the tree even if we are cancelled again while doing so.
         await asyncio.shield(stop_process_tree(proc, grace=grace, token=token))
         raise
+    # The command is done; anything it left running in its group goes with it.
+    _signal_group(proc.pid, signal.SIGKILL)
+    return CommandOutcome("exited", exit_code=returncode)
+
+
+async def _run_in_group_pidfd(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    log_fd: int,
+    deadline: float,
+    grace: float,
+    token: str | None,
+) -> CommandOutcome:
+    """:func:`run_in_group` with the child started off the loop thread and one timer for its deadline."""
+    try:
+        proc = await spawn.start(argv, cwd=cwd, env=env, log_fd=log_fd)
+    except FileNotFoundError:
+        return CommandOutcome("spawn-error", error=f"command not found: {argv[0]}")
+    except PermissionError:
+        return CommandOutcome("spawn-error", error=f"command is not executable: {argv[0]}")
+    except OSError as exc:
+        return CommandOutcome("spawn-error", error=f"cannot start {argv[0]}: {exc.strerror or exc}")
+    try:
+        returncode = await proc.wait_until(deadline)
+        if returncode is None:
+            await stop_process_tree(proc, grace=grace, token=token)
+            return CommandOutcome("timeout")
+    except asyncio.CancelledError:
+        # Stop the tree even if we are cancelled again while doing so.
+        await asyncio.shield(stop_process_tree(proc, grace=grace, token=token))
+        raise
+    finally:
+        if proc.returncode is None:
+            proc.abandon()  # not reaped even after SIGKILL and the reap timeout (python/cpython#87744)
     # The command is done; anything it left running in its group goes with it.
     _signal_group(proc.pid, signal.SIGKILL)
     return CommandOutcome("exited", exit_code=returncode)
