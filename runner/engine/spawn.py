@@ -35,6 +35,7 @@ _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _available: bool | None = None
 _devnull: int | None = None
+_busy = False  # a start is on the helper thread (read and written on event loop threads only)
 
 
 def available() -> bool:
@@ -178,7 +179,15 @@ async def start(
     ``CancelledError`` propagates: a cancelled start never leaves a process behind.
     """
     loop = asyncio.get_running_loop()
+    global _busy
+    if _busy:
+        # The helper thread is starting another child: start this one here, so that two starts (each
+        # blocked until its child has exec'd) overlap, as they would with two threads but without one.
+        popen, pidfd = _start_blocking(argv, cwd, env, log_fd)
+        return PidfdProcess(popen, pidfd, loop)
+    _busy = True
     started = asyncio.wrap_future(_thread().submit(_start_blocking, argv, cwd, env, log_fd))
+    started.add_done_callback(_idle)
     try:
         popen, pidfd = await asyncio.shield(started)
     except asyncio.CancelledError:
@@ -190,6 +199,11 @@ async def start(
             await asyncio.get_running_loop().run_in_executor(_thread(), popen.wait)
         raise
     return PidfdProcess(popen, pidfd, loop)
+
+
+def _idle(_: object) -> None:
+    global _busy
+    _busy = False
 
 
 async def _uncancellable(future: asyncio.Future[T]) -> T:
