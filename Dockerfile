@@ -17,8 +17,11 @@ LABEL org.opencontainers.image.title="worktree-runner" \
 # commands (::group::, ::error::) get reordered against stderr.
 # PYTHONDONTWRITEBYTECODE: the action runs as root inside the user's checkout; never leave root-owned
 # __pycache__ directories behind in /github/workspace or in worktrees.
+# WORKTREE_RUNNER_LAYER_CACHE=0: no layer cache in $HOME (/github/home, the runner's): a job's container
+# starts once, and root-owned files must not be left in a directory the runner cleans as its own user.
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    WORKTREE_RUNNER_LAYER_CACHE=0 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
     LANG=C.UTF-8

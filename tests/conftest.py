@@ -83,6 +83,18 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_layer_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The tests' layer cache (runner/engine/layer_cache.py) is theirs, never the user's ~/.cache."""
+    saved = os.environ.get("WORKTREE_RUNNER_LAYER_CACHE")
+    os.environ["WORKTREE_RUNNER_LAYER_CACHE"] = str(tmp_path_factory.mktemp("layer-cache"))
+    yield
+    if saved is None:
+        os.environ.pop("WORKTREE_RUNNER_LAYER_CACHE", None)
+    else:
+        os.environ["WORKTREE_RUNNER_LAYER_CACHE"] = saved
+
+
 @pytest.fixture(autouse=True)
 def _restore_signal_handlers() -> Iterator[None]:
     """The CLI installs process-wide SIGINT/SIGTERM handlers; keep them out of other tests."""

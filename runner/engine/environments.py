@@ -41,6 +41,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import json
 import os
 import re
@@ -49,12 +51,13 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from runner.engine import spawn
+from runner.engine.layer_cache import LayerCache
 from runner.engine.process import run_captured
 from runner.engine.worktrees import default_worktree_base
 
@@ -132,6 +135,7 @@ print(json.dumps({
         "platbase": getattr(sys, "base_exec_prefix", sys.prefix),
     }),
     "venv_error": venv_error,
+    "user_site": site.getusersitepackages() if getattr(site, "ENABLE_USER_SITE", False) else None,
 }))
 """
 # Appended to _PROBE when the probe also makes the template layer (argv[1]): one interpreter start, not two.
@@ -164,6 +168,7 @@ class BaseInterpreter:
     # A venv's underlying installation: its pip installs into a shared place too, visible or not.
     base_executable: str = ""
     base_scripts_dir: str = ""
+    user_site: str = ""  # where its user site directory is (or would be), "" without one
 
     @property
     def is_venv(self) -> bool:
@@ -214,7 +219,7 @@ async def probe_interpreter(
             base_prefix=str(data["base_prefix"]), version=str(data["version"]),
             site_dirs=tuple(str(d) for d in data["site"]), scripts_dir=str(data["scripts"] or ""),
             base_executable=str(data.get("base_executable") or data["executable"]),
-            base_scripts_dir=str(data.get("base_scripts") or ""),
+            base_scripts_dir=str(data.get("base_scripts") or ""), user_site=str(data.get("user_site") or ""),
         )  # fmt: skip
     except (ValueError, KeyError, TypeError) as exc:
         raise EnvironmentSetupError(
@@ -355,7 +360,7 @@ def _script_heads(search_path: str | None) -> dict[str, bytes]:
 
 def _copy_scripts(
     base: BaseInterpreter, shims: Path, search_path: str | None, heads: Mapping[str, bytes] | None = None
-) -> None:
+) -> list[str]:
     """Copy every console script of the base environment into ``shims``, run by the ``python`` on PATH.
 
     ``shims`` is shared by the run's layers and put on PATH right after a layer's ``bin``, whose
@@ -366,6 +371,7 @@ def _copy_scripts(
     where the first program of a name is the one a command runs, so only that one is considered.
     """
     taken: set[str] = set()
+    copied: list[str] = []
     dirs = [d for d in (base.scripts_dir, base.base_scripts_dir) if d]
     first_path_entry = len(dirs)
     dirs += [d for d in (search_path or "").split(os.pathsep) if d]
@@ -401,6 +407,7 @@ def _copy_scripts(
             except OSError:
                 continue
             taken.add(name)
+            copied.append(full)
             fd = os.open(shims / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o755)
             with os.fdopen(fd, "wb") as out:
                 out.write(_SHEBANG_WITH_ARGS % parsed[1] if parsed[1] else _SHEBANG)
@@ -413,6 +420,7 @@ def _copy_scripts(
             fd = os.open(shims / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o755)
             with os.fdopen(fd, "wb") as out:
                 out.write(_SHEBANG + _PIP_FALLBACK)
+    return copied
 
 
 def _site_packages(venv: Path) -> Path:
@@ -422,9 +430,33 @@ def _site_packages(venv: Path) -> Path:
     return found[0]
 
 
-async def _build_template(root: Path, python: str, env: Mapping[str, str]) -> _Template:
-    path = root / "template"
+# What makes a layer: a cached template made by other code is not trusted (runner.engine.layer_cache).
+_LAYER_CODE = (_PROBE, _MAKE_VENV, _EDITABLES_FIRST, PARENT_PTH, EDITABLES_FIRST_PTH, _SHEBANG.decode(),
+               _SHEBANG_WITH_ARGS.decode(), _PIP_FALLBACK.decode(), ",".join(_NOT_SCRIPTS))  # fmt: skip
+
+Publish = Callable[[], object]
+
+
+async def _build_template(
+    root: Path, python: str, env: Mapping[str, str]
+) -> tuple[_Template, Publish | None]:
+    """The template layer of ``python`` (from the user's layer cache when it can be trusted, else made
+    in ``root``), and what publishes a new one to that cache (to run later, off the critical path)."""
     search_path = env.get("PATH")
+    cache = LayerCache.for_base(python, env, _LAYER_CODE)
+    if cache is not None:
+        found = await spawn.in_helper_thread(cache.load)
+        if found is not None:
+            entry, record = found
+            try:
+                base = BaseInterpreter(**record["data"]["base"])
+                template = _Template(entry / "layer" / "template", entry / "layer" / "scripts")
+                template.entries = _snapshot(template.path)
+                template.watched = tuple((d, _installed(d)) for d in base.site_dirs)
+                return template, None
+            except (TypeError, KeyError, OSError):
+                pass  # an entry this version cannot read: make a new one
+    path = root / "template"
     # The console scripts on PATH are read on the helper thread while the interpreter starts.
     heads = asyncio.ensure_future(spawn.in_helper_thread(lambda: _script_heads(search_path)))
     try:
@@ -434,7 +466,7 @@ async def _build_template(root: Path, python: str, env: Mapping[str, str]) -> _T
         if not heads.done():
             heads.cancel()
 
-    def finish() -> _Template:
+    def finish() -> tuple[_Template, list[str]]:
         for activate in (path / "bin").glob("[Aa]ctivate*"):
             activate.unlink()  # nobody activates a layer: its PATH and VIRTUAL_ENV are set for it
         site_packages = _site_packages(path)
@@ -442,12 +474,16 @@ async def _build_template(root: Path, python: str, env: Mapping[str, str]) -> _T
         (site_packages / EDITABLES_FIRST_PTH).write_text(_EDITABLES_FIRST, encoding="utf-8")
         shims = root / "scripts"
         shims.mkdir()
-        _copy_scripts(base, shims, search_path, script_heads)
+        copied = _copy_scripts(base, shims, search_path, script_heads)
         watched = tuple((d, _installed(d)) for d in base.site_dirs)
-        return _Template(path, shims, _snapshot(path), watched)
+        return _Template(path, shims, _snapshot(path), watched), copied
 
-    # On the loop: once per run, a few milliseconds once the heads are read.
-    return finish()
+    template, copied = await spawn.in_helper_thread(finish)
+    if cache is None:
+        return template, None
+    watch = [base.scripts_dir, base.base_scripts_dir, base.user_site, *base.site_dirs, *copied]
+    data = {"base": dataclasses.asdict(base)}
+    return template, functools.partial(cache.publish, root, data, [w for w in watch if w])
 
 
 # -- per hypothesis -----------------------------------------------------------------------------------
@@ -578,6 +614,7 @@ class EnvironmentPool:
         self._base_dir = base_dir
         self.root: Path | None = None
         self._templates: dict[str, asyncio.Task[_Template]] = {}
+        self._publishing: list[asyncio.Future[object]] = []  # new templates being copied to the cache
         # Directories a finished hypothesis left exactly as made, per template, with their signature.
         self._unused: dict[int, list[tuple[Path, _Signature]]] = {}
         self._made = 0
@@ -600,10 +637,16 @@ class EnvironmentPool:
         if task is None:
             root = self._root() / f"t{len(self._templates)}"
             root.mkdir()
-            task = asyncio.ensure_future(_build_template(root, python, env))
+            task = asyncio.ensure_future(self._build(root, python, env))
             self._templates[key] = task
         # One build serves every hypothesis; a hypothesis cancelled while waiting must not cancel it.
         return await asyncio.shield(task)
+
+    async def _build(self, root: Path, python: str, env: Mapping[str, str]) -> _Template:
+        template, publish = await _build_template(root, python, env)
+        if publish is not None:  # on the helper thread while the hypotheses run; awaited by close()
+            self._publishing.append(asyncio.ensure_future(spawn.in_helper_thread(publish)))
+        return template
 
     @contextlib.asynccontextmanager
     async def environment(self, index: int, env: Mapping[str, str]) -> AsyncIterator[HypothesisEnvironment]:
@@ -665,6 +708,8 @@ class EnvironmentPool:
         await asyncio.gather(*self._templates.values(), return_exceptions=True)
         self._templates.clear()
         self._unused.clear()
+        await asyncio.gather(*self._publishing, return_exceptions=True)  # it copies from the scratch dir
+        self._publishing.clear()
         if self.root is not None:
             root, self.root = self.root, None
             await _remove(root)
