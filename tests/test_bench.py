@@ -27,6 +27,7 @@ def test_executor_overhead_quick() -> None:
         "ratio_vs_xargs_trivial",
         "ratio_vs_threads_trivial",
         "ratio_vs_ideal_sleep",
+        "ratio_vs_xargs_sleep",
         "peak_rss_mib_output",
     ):
         assert isinstance(data[key], float) and data[key] > 0, key  # type: ignore[operator]
@@ -102,3 +103,14 @@ def test_per_test_overhead_quick() -> None:
     data = _last_json(proc.stdout)
     assert set(data["ratio_vs_exit_code"]) == {"exit-code", "report", "reruns", "cache-hit"}  # type: ignore[arg-type]
     assert data["best"] == dict.fromkeys(("exit-code", "report", "reruns", "cache-hit"), "right fix")
+
+
+def test_end_to_end_bench_quick(tmp_path: Path) -> None:
+    proc = subprocess.run([PY, str(REPO_ROOT / "bench" / "end_to_end.py"), "--quick", "--tmp", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = _last_json(proc.stdout)
+    assert set(data["wall_s"]) == {"ours", "ours_bare", "diy"}  # type: ignore[arg-type]
+    assert set(data["phases_ms_per_hypothesis"]) == {"worktree", "environment", "spawn", "report"}  # type: ignore[arg-type]
+    assert all(v > 0 for v in data["ms_per_hypothesis"].values())  # type: ignore[union-attr]
+    assert list(tmp_path.iterdir()) == []  # its repository, worktrees and logs are gone

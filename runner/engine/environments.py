@@ -456,6 +456,7 @@ async def _build_template(
                 return template, None
             except (TypeError, KeyError, OSError):
                 pass  # an entry this version cannot read: make a new one
+    root.mkdir()
     path = root / "template"
     # The console scripts on PATH are read on the helper thread while the interpreter starts.
     heads = asyncio.ensure_future(spawn.in_helper_thread(lambda: _script_heads(search_path)))
@@ -635,8 +636,7 @@ class EnvironmentPool:
         key = f"{python}\0{search_path}"
         task = self._templates.get(key)
         if task is None:
-            root = self._root() / f"t{len(self._templates)}"
-            root.mkdir()
+            root = self._root() / f"t{len(self._templates)}"  # made only when it is built here
             task = asyncio.ensure_future(self._build(root, python, env))
             self._templates[key] = task
         # One build serves every hypothesis; a hypothesis cancelled while waiting must not cancel it.
