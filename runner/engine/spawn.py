@@ -35,7 +35,7 @@ _lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 _available: bool | None = None
 _devnull: int | None = None
-_busy = False  # a start is on the helper thread (read and written on event loop threads only)
+_pending = 0  # jobs queued on or running in the helper thread (counted on event loop threads only)
 
 
 def available() -> bool:
@@ -68,28 +68,61 @@ def _stdin() -> int:
     return _devnull
 
 
+def _busy() -> bool:
+    return _pending > 0
+
+
+def _submit(func: Callable[..., T], *args: object) -> asyncio.Future[T]:
+    """``func(*args)`` queued on the helper thread, counted in ``_pending`` until it is done."""
+    global _pending
+    _pending += 1
+    future = asyncio.wrap_future(_thread().submit(func, *args))
+    future.add_done_callback(_done)
+    return future
+
+
+def _done(_: object) -> None:
+    global _pending
+    _pending -= 1
+
+
 async def in_helper_thread(func: Callable[[], T]) -> T:
-    """``func()`` on the helper thread when there is one, else here. A cancelled caller does not stop it."""
+    """``func()`` on the helper thread when there is one (else here), awaited to its end.
+
+    A cancelled caller gets its ``CancelledError`` only once ``func`` has finished (or never started), so
+    that it can clean up after it.
+    """
     if not available():
         return func()
-    return await asyncio.wrap_future(_thread().submit(func))
+    return await _to_the_end(_submit(func))
 
 
 async def open_log(path: Path) -> int:
-    """``path`` opened for appending (created, truncated), on the helper thread when there is one.
+    """``path`` opened for appending (created, truncated): on the helper thread if it is idle, else here.
 
-    Creating a file costs ~0.3-0.7 ms of kernel time on an ext4 temp dir (bench/README.md), time the
-    loop thread can spend on other hypotheses. A cancelled caller leaves no open descriptor behind.
+    Creating a file costs from ~0.02 to ~0.7 ms of kernel time on this machine's ext4 (bench/README.md):
+    time the loop thread can spend on other hypotheses, unless the helper has a queue already (a first
+    wave's layers), when waiting for it would delay this hypothesis more. A cancelled caller leaves no
+    open descriptor behind.
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | os.O_CLOEXEC
-    if not available():
+    if not available() or _busy():
         return os.open(path, flags, 0o644)
-    opened = asyncio.wrap_future(_thread().submit(os.open, path, flags, 0o644))
+    opened = _submit(os.open, path, flags, 0o644)
     try:
         return await asyncio.shield(opened)
     except asyncio.CancelledError:
         with contextlib.suppress(Exception):
             os.close(await _uncancellable(opened))
+        raise
+
+
+async def _to_the_end(future: asyncio.Future[T]) -> T:
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await _uncancellable(future)
         raise
 
 
@@ -179,15 +212,12 @@ async def start(
     ``CancelledError`` propagates: a cancelled start never leaves a process behind.
     """
     loop = asyncio.get_running_loop()
-    global _busy
-    if _busy:
-        # The helper thread is starting another child: start this one here, so that two starts (each
-        # blocked until its child has exec'd) overlap, as they would with two threads but without one.
+    if _busy():
+        # The helper thread is busy (starting another child, making a layer): start this one here, so
+        # that two starts (each blocked until its child has exec'd) overlap, with no second thread.
         popen, pidfd = _start_blocking(argv, cwd, env, log_fd)
         return PidfdProcess(popen, pidfd, loop)
-    _busy = True
-    started = asyncio.wrap_future(_thread().submit(_start_blocking, argv, cwd, env, log_fd))
-    started.add_done_callback(_idle)
+    started = _submit(_start_blocking, argv, cwd, env, log_fd)
     try:
         popen, pidfd = await asyncio.shield(started)
     except asyncio.CancelledError:
@@ -199,11 +229,6 @@ async def start(
             await asyncio.get_running_loop().run_in_executor(_thread(), popen.wait)
         raise
     return PidfdProcess(popen, pidfd, loop)
-
-
-def _idle(_: object) -> None:
-    global _busy
-    _busy = False
 
 
 async def _uncancellable(future: asyncio.Future[T]) -> T:
