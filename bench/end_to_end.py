@@ -3,16 +3,17 @@
 
 A repository of ``--files`` files (default 1,000, ~1 KiB each, in 50 directories) with one branch per
 hypothesis (each changes one file). Every hypothesis runs the trivial command ``true x``; ``--count``
-hypotheses (default 32) at max-parallel ``--parallel`` (default 4). In one process, imports done before any
+hypotheses (default 16) at max-parallel ``--parallel`` (default 4). In one process, imports done before any
 clock starts, methods rotated per repetition:
 
 * ``ours``: ``run_config`` as the CLI runs it (``isolation: venv``, per-test collection on, results JSON and
   JUnit written);
 * ``ours_bare``: the same with ``isolation: none`` and ``per-test: false`` (what the environment layer and the
   per-test plumbing cost, by difference);
-* ``diy``: what a workflow script does without us: a thread pool of ``--parallel`` running, per hypothesis,
-  ``git worktree add --detach``, ``true x`` with output to a log file, ``git worktree remove --force`` (no
-  isolation, no report) - the baseline.
+* ``diy``: what a careful workflow script does without us: a thread pool of ``--parallel`` running, per
+  hypothesis, ``git worktree add --detach``, ``true x`` with output to a log file, ``git worktree remove
+  --force``, the two git commands under one lock (unlocked, they race on ``.git/worktrees`` and fail: seen
+  here) - no isolation, no report. The baseline.
 
 Then the breakdown, each phase alone at the same parallelism on the same repository and refs:
 
@@ -39,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -111,15 +113,19 @@ def run_diy(repo: Path, work: Path, count: int, parallel: int) -> float:
     (work / "logs").mkdir()
     env = git_env()
 
+    lock = threading.Lock()  # concurrent `git worktree add/remove` race on .git/worktrees
+
     def one(k: int) -> int:
         tree = work / f"wt-{k}"
-        subprocess.run(["git", "worktree", "add", "-q", "--detach", str(tree), f"h{k}"], cwd=repo, env=env,
-                       check=True, capture_output=True)  # fmt: skip
+        with lock:
+            subprocess.run(["git", "worktree", "add", "-q", "--detach", str(tree), f"h{k}"], cwd=repo,
+                           env=env, check=True, capture_output=True)  # fmt: skip
         with open(work / "logs" / f"h{k}.log", "wb") as log:
             code = subprocess.run(COMMAND, cwd=tree, stdin=subprocess.DEVNULL, stdout=log,
                                   stderr=subprocess.STDOUT).returncode  # fmt: skip
-        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=repo, env=env,
-                       check=True, capture_output=True)  # fmt: skip
+        with lock:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=repo, env=env,
+                           check=True, capture_output=True)  # fmt: skip
         return code
 
     t0 = time.perf_counter()
@@ -233,9 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--files", type=int, default=1000)
-    parser.add_argument("--count", type=int, default=32, help="hypotheses per run (default 32)")
+    parser.add_argument("--count", type=int, default=16, help="hypotheses per run (default 16)")
     parser.add_argument("--parallel", type=int, default=4)
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--tmp", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--quick", action="store_true", help="--files 200 --count 8 --reps 1")
     args = parser.parse_args(argv)
