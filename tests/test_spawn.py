@@ -103,3 +103,23 @@ def test_one_helper_thread_whatever_the_number_of_children(tmp_path: Path) -> No
 def spawn_thread_ident() -> int | None:
     found = [t.ident for t in threading.enumerate() if t.name.startswith("worktree-runner-spawn")]
     return found[0] if found else None
+
+
+def test_without_pidfds_asyncio_starts_and_times_out_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where pidfd_open is missing (not Linux, old kernels) asyncio's own subprocess path runs."""
+    monkeypatch.setattr(spawn, "_available", False)
+    token = uuid.uuid4().hex
+
+    async def main() -> list[object]:
+        loop = asyncio.get_running_loop()
+        out = []
+        for argv, seconds in ((["sh", "-c", "exit 4"], 10.0), (["sh", "-c", "sleep 30 & wait"], 0.3)):
+            outcome = await run_in_group(argv, cwd=tmp_path, env=_env(token), log_fd=1,
+                                         deadline=loop.time() + seconds, grace=0.2, token=token)  # fmt: skip
+            out.append((outcome.kind, outcome.exit_code))
+        return out
+
+    assert run_sync(main()) == [("exited", 4), ("timeout", None)]
+    assert marked_pids(token) == []

@@ -147,6 +147,43 @@ async def stop_process_tree(proc: _Child, *, grace: float, token: str | None = N
         await asyncio.wait_for(proc.wait(), _REAP_TIMEOUT)
 
 
+class _AsyncioChild:
+    """An ``asyncio.subprocess.Process`` with the interface of :class:`spawn.PidfdProcess`."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self._proc = proc
+        self.pid = proc.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.returncode
+
+    async def wait(self) -> int:
+        return await self._proc.wait()
+
+    async def wait_until(self, deadline: float) -> int | None:
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            return await asyncio.wait_for(self._proc.wait(), timeout=max(remaining, 0.0))
+        except TimeoutError:
+            return None
+
+    def abandon(self) -> None:
+        """Nothing to release: asyncio's child watcher owns the waiting."""
+
+
+async def _start(
+    argv: Sequence[str], cwd: Path, env: Mapping[str, str], log_fd: int
+) -> spawn.PidfdProcess | _AsyncioChild:
+    if spawn.available():  # started off the loop thread, one timer for the deadline
+        return await spawn.start(argv, cwd=cwd, env=env, log_fd=log_fd)
+    proc = await asyncio.create_subprocess_exec(
+        *argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=log_fd, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    return _AsyncioChild(proc)
+
+
 async def run_in_group(
     argv: Sequence[str],
     *,
@@ -161,56 +198,8 @@ async def run_in_group(
 
     On cancellation the process tree is stopped before CancelledError propagates.
     """
-    if spawn.available():
-        return await _run_in_group_pidfd(
-            argv, cwd=cwd, env=env, log_fd=log_fd, deadline=deadline, grace=grace, token=token
-        )
-    loop = asyncio.get_running_loop()
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=log_fd,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    except FileNotFoundError:
-        return CommandOutcome("spawn-error", error=f"command not found: {argv[0]}")
-    except PermissionError:
-        return CommandOutcome("spawn-error", error=f"command is not executable: {argv[0]}")
-    except OSError as exc:
-        return CommandOutcome("spawn-error", error=f"cannot start {argv[0]}: {exc.strerror or exc}")
-    try:
-        remaining = deadline - loop.time()
-        try:
-            returncode = await asyncio.wait_for(proc.wait(), timeout=max(remaining, 0.0))
-        except TimeoutError:
-            await stop_process_tree(proc, grace=grace, token=token)
-            return CommandOutcome("timeout")
-    except asyncio.CancelledError:
-        # Stop the tree even if we are cancelled again while doing so.
-        await asyncio.shield(stop_process_tree(proc, grace=grace, token=token))
-        raise
-    # The command is done; anything it left running in its group goes with it.
-    _signal_group(proc.pid, signal.SIGKILL)
-    return CommandOutcome("exited", exit_code=returncode)
-
-
-async def _run_in_group_pidfd(
-    argv: Sequence[str],
-    *,
-    cwd: Path,
-    env: Mapping[str, str],
-    log_fd: int,
-    deadline: float,
-    grace: float,
-    token: str | None,
-) -> CommandOutcome:
-    """:func:`run_in_group` with the child started off the loop thread and one timer for its deadline."""
-    try:
-        proc = await spawn.start(argv, cwd=cwd, env=env, log_fd=log_fd)
+        proc = await _start(argv, cwd, env, log_fd)
     except FileNotFoundError:
         return CommandOutcome("spawn-error", error=f"command not found: {argv[0]}")
     except PermissionError:
