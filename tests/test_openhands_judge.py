@@ -250,3 +250,48 @@ def test_in_process_coverage_reader_equals_the_json_report(calc_repo: Path, tmp_
     good = next(n for n, info in items.items() if info["key"] == "test_good")
     assert items[good]["outcome"] == "passed"
     assert in_process.by_context[good] == {("calc.py", 2)}  # return a + b: the line test_good runs
+
+
+# A generated test that says where it ran.
+WHERE = """\
+import os
+from pathlib import Path
+
+from calc import add
+
+
+def test_add():
+    Path({where!r}).write_text(os.getcwd())
+    assert add(1, 2) == 3
+"""
+
+
+def test_one_verifier_verifies_modules_side_by_side_in_their_own_worktrees(
+    calc_repo: Path, runner_temp: Path, tmp_path: Path
+) -> None:
+    """One private repository for all modules, a worktree each, everything removed at the end."""
+    from runner.openhands.verify import Verification, Verifier
+
+    before = worktree_list(calc_repo)
+
+    def content(n: int) -> bytes:
+        return WHERE.format(where=str(tmp_path / f"where-{n}")).encode()
+
+    async def both() -> list[Verification]:
+        async with Verifier(calc_repo) as verifier:
+            return list(
+                await asyncio.gather(*(
+                    verifier.verify(
+                        content=content(n), module_path="calc.py", output_path=f"tests/test_{n}.py",
+                        threshold=0.0, reruns=1,
+                    )
+                    for n in (1, 2)
+                ))
+            )  # fmt: skip
+
+    results = asyncio.run(both())
+    for v in results:
+        assert v.tests_passed and v.reason is None and v.kept_tests == 1, v
+    first, second = (Path((tmp_path / f"where-{n}").read_text()) for n in (1, 2))
+    assert first != second and first.parent == second.parent  # two worktrees of one private root
+    assert worktree_list(calc_repo) == before and list(runner_temp.iterdir()) == []

@@ -41,8 +41,8 @@ from runner.openhands.task_id import TaskRef, check_relative_path
 from runner.openhands.verify import (
     DEFAULT_RERUNS,
     Verification,
+    Verifier,
     coverage_include,
-    verify_generated_tests,
 )
 
 __all__ = ["OpenHandsTestGenerator", "TestGenerationResult"]
@@ -335,7 +335,8 @@ class OpenHandsTestGenerator:
                     with contextlib.suppress(OpenHandsError):
                         await backend.cancel(ref, await backend.status(ref))
                 raise
-            result = await self._collect(backend, ref, state)
+            async with Verifier(self.workspace) as verifier:
+                result = await self._collect(backend, ref, state, verifier)
         finally:
             await backend.aclose()
         return result.to_dict()
@@ -372,6 +373,9 @@ class OpenHandsTestGenerator:
         backend = self._backend()
         limit = asyncio.Semaphore(self.verify_concurrency)
         late: list[TaskRef] = []
+        # One private repository and one environment pool for the whole batch (a worktree and a layer
+        # per module): made once, not once per module.
+        verifier = Verifier(self.workspace)
         try:
 
             async def one(member: TaskRef) -> dict[str, Any]:
@@ -388,11 +392,14 @@ class OpenHandsTestGenerator:
                 except OpenHandsError as exc:
                     return failed_module_result(member, self.redact(str(exc)))
                 async with limit:
-                    return (await self._collect(backend, member, state)).to_dict()
+                    return (await self._collect(backend, member, state, verifier)).to_dict()
 
             results = await asyncio.gather(*(one(m) for m in batch.members))
         finally:
-            await backend.aclose()
+            try:
+                await verifier.close()
+            finally:
+                await backend.aclose()
         if late and not partial:
             # The modules that did end are verified and written; the seed's API still raises.
             names = ", ".join(m.module_path for m in batch.members if m in late)
@@ -401,7 +408,9 @@ class OpenHandsTestGenerator:
             )
         return batch_result(batch, list(results))
 
-    async def _collect(self, backend: Backend, ref: TaskRef, state: AgentState) -> TestGenerationResult:
+    async def _collect(
+        self, backend: Backend, ref: TaskRef, state: AgentState, verifier: Verifier
+    ) -> TestGenerationResult:
         message = None
         with contextlib.suppress(OpenHandsError):  # the message is informative only
             message = await backend.agent_message(ref, state)
@@ -421,8 +430,8 @@ class OpenHandsTestGenerator:
                     f"the agent said it finished, but {ref.output_path} does not exist in its workspace"
                 )
             else:
-                verification = await verify_generated_tests(
-                    self.workspace, content=content, module_path=ref.module_path, output_path=ref.output_path,
+                verification = await verifier.verify(
+                    content=content, module_path=ref.module_path, output_path=ref.output_path,
                     threshold=ref.threshold, base_commit=ref.base_commit, python=self.python,
                     timeout=self.test_timeout, setup_command=self.setup_command,
                     existing_tests=self.existing_tests, reruns=self.test_reruns,

@@ -38,7 +38,7 @@ from runner.openhands.judge import (
     read_items,
 )
 
-__all__ = ["Verification", "coverage_include", "verify_generated_tests"]
+__all__ = ["Verification", "Verifier", "coverage_include", "verify_generated_tests"]
 
 TAIL_BYTES = 16 * 1024
 DEFAULT_RERUNS = 3
@@ -101,6 +101,74 @@ async def _run(
     return outcome.kind, outcome.exit_code
 
 
+class Verifier:
+    """What the verifications of one collect share: one private repository (``WorktreeManager``) and one
+    ``EnvironmentPool`` (its template layer is built once), each module in a worktree and a layer of its
+    own (``index``: a new one per verification, so their directories never clash).
+
+    Use as ``async with Verifier(repo) as verifier: await verifier.verify(...)``; verifications may run
+    concurrently. Nothing is made before the first ``verify``.
+    """
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = Path(repo)
+        self._manager = WorktreeManager(self.repo)
+        self._environments = EnvironmentPool("venv")
+        self._open_lock = asyncio.Lock()
+        self._next_index = 0
+
+    async def __aenter__(self) -> Verifier:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Remove the environments' scratch directory and the private repository. Safe to call twice."""
+        try:
+            await asyncio.shield(self._environments.close())
+        finally:
+            await asyncio.shield(self._manager.close())
+
+    async def verify(
+        self,
+        *,
+        content: bytes,
+        module_path: str,
+        output_path: str,
+        threshold: float,
+        base_commit: str | None = None,
+        python: str | None = None,
+        timeout: float = 600.0,
+        setup_command: list[str] | None = None,
+        existing_tests: Sequence[str] = (),
+        reruns: int = DEFAULT_RERUNS,
+    ) -> Verification:
+        """See ``verify_generated_tests``."""
+        index, self._next_index = self._next_index, self._next_index + 1
+        async with self._open_lock:  # open() is idempotent, but not safe to run twice at once
+            await self._manager.open()
+        ref = "HEAD"
+        if base_commit:
+            try:
+                await self._manager.resolve(base_commit)
+                ref = base_commit
+            except WorktreeError:
+                pass  # the agent's commit is not here (e.g. a shallow checkout): verify on HEAD
+        hyp = Hypothesis(name="generated-tests", ref=ref)
+        async with self._manager.worktree(hyp, index) as worktree:
+            try:
+                async with self._environments.environment(index, _command_env()) as environment:
+                    return await _verify_in(
+                        worktree.path, content=content, module_path=module_path, output_path=output_path,
+                        threshold=threshold, python=python or environment.python or sys.executable,
+                        timeout=timeout, setup_command=setup_command, commit=worktree.commit,
+                        environment=environment, existing_tests=existing_tests, reruns=reruns,
+                    )  # fmt: skip
+            except EnvironmentSetupError as exc:
+                return Verification(False, None, None, "", f"cannot run the tests: {exc}", worktree.commit)
+
+
 async def verify_generated_tests(
     repo: Path,
     *,
@@ -121,34 +189,15 @@ async def verify_generated_tests(
 
     Setup and tests run in an environment of their own, like a hypothesis' (a virtualenv layered over
     the job's ``python3``, runner.engine.environments): the setup's installs never reach the runner's
-    interpreter. ``python`` runs coverage instead of the layer's python when given.
+    interpreter. ``python`` runs coverage instead of the layer's python when given. Several modules at
+    once: one ``Verifier`` for all of them.
     """
-    manager = WorktreeManager(repo)
-    environments = EnvironmentPool("venv")
-    try:
-        await manager.open()
-        ref = "HEAD"
-        if base_commit:
-            try:
-                await manager.resolve(base_commit)
-                ref = base_commit
-            except WorktreeError:
-                pass  # the agent's commit is not here (e.g. a shallow checkout): verify on HEAD
-        hyp = Hypothesis(name="generated-tests", ref=ref)
-        async with manager.worktree(hyp, 0) as worktree:
-            try:
-                async with environments.environment(0, _command_env()) as environment:
-                    return await _verify_in(
-                        worktree.path, content=content, module_path=module_path, output_path=output_path,
-                        threshold=threshold, python=python or environment.python or sys.executable,
-                        timeout=timeout, setup_command=setup_command, commit=worktree.commit,
-                        environment=environment, existing_tests=existing_tests, reruns=reruns,
-                    )  # fmt: skip
-            except EnvironmentSetupError as exc:
-                return Verification(False, None, None, "", f"cannot run the tests: {exc}", worktree.commit)
-    finally:
-        await asyncio.shield(environments.close())
-        await asyncio.shield(manager.close())
+    async with Verifier(repo) as verifier:
+        return await verifier.verify(
+            content=content, module_path=module_path, output_path=output_path, threshold=threshold,
+            base_commit=base_commit, python=python, timeout=timeout, setup_command=setup_command,
+            existing_tests=existing_tests, reruns=reruns,
+        )  # fmt: skip
 
 
 async def _verify_in(
