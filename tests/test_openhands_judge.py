@@ -252,16 +252,29 @@ def test_in_process_coverage_reader_equals_the_json_report(calc_repo: Path, tmp_
     assert in_process.by_context[good] == {("calc.py", 2)}  # return a + b: the line test_good runs
 
 
-# A generated test that says where it ran.
+# A generated test that says where it ran and holds a marker file while it runs: two of them running at
+# once find the other's marker.
 WHERE = """\
 import os
+import time
 from pathlib import Path
 
 from calc import add
 
+MARKERS = Path({markers!r})
+
 
 def test_add():
     Path({where!r}).write_text(os.getcwd())
+    mine = MARKERS / str(os.getpid())
+    mine.touch()
+    try:
+        time.sleep(0.2)
+        others = [p.name for p in MARKERS.iterdir() if p != mine]
+        if others:
+            (MARKERS.parent / "overlaps").touch()
+    finally:
+        mine.unlink()
     assert add(1, 2) == 3
 """
 
@@ -269,16 +282,19 @@ def test_add():
 def test_one_verifier_verifies_modules_side_by_side_in_their_own_worktrees(
     calc_repo: Path, runner_temp: Path, tmp_path: Path
 ) -> None:
-    """One private repository for all modules, a worktree each, everything removed at the end."""
+    """One private repository for all modules, a worktree each; ``processes=1``: never two test
+    processes at once, though both modules are verified concurrently."""
     from runner.openhands.verify import Verification, Verifier
 
+    markers = tmp_path / "running"
+    markers.mkdir()
     before = worktree_list(calc_repo)
 
     def content(n: int) -> bytes:
-        return WHERE.format(where=str(tmp_path / f"where-{n}")).encode()
+        return WHERE.format(markers=str(markers), where=str(tmp_path / f"where-{n}")).encode()
 
     async def both() -> list[Verification]:
-        async with Verifier(calc_repo) as verifier:
+        async with Verifier(calc_repo, processes=1) as verifier:
             return list(
                 await asyncio.gather(*(
                     verifier.verify(
@@ -294,4 +310,28 @@ def test_one_verifier_verifies_modules_side_by_side_in_their_own_worktrees(
         assert v.tests_passed and v.reason is None and v.kept_tests == 1, v
     first, second = (Path((tmp_path / f"where-{n}").read_text()) for n in (1, 2))
     assert first != second and first.parent == second.parent  # two worktrees of one private root
+    assert not (tmp_path / "overlaps").exists()  # a coverage run and a re-run each, one at a time
     assert worktree_list(calc_repo) == before and list(runner_temp.iterdir()) == []
+
+
+def test_waiting_for_a_process_slot_does_not_count_against_the_timeout() -> None:
+    from runner.openhands.verify import _Clock
+
+    async def scenario() -> tuple[float, float, float]:
+        slots = asyncio.Semaphore(1)
+        clock = _Clock(60.0, slots)
+        before = clock.deadline
+        await slots.acquire()  # another module's process runs
+        waiting = asyncio.ensure_future(_enter(clock))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        slots.release()
+        await waiting
+        return before, clock.deadline, clock.waited
+
+    async def _enter(clock: _Clock) -> None:
+        async with clock.slot():
+            pass
+
+    before, after, waited = asyncio.run(scenario())
+    assert waited > 0 and after == before + waited

@@ -48,6 +48,7 @@ from runner.openhands.verify import (
 __all__ = ["OpenHandsTestGenerator", "TestGenerationResult"]
 
 DEFAULT_THRESHOLD = 80.0
+MODULES_PER_SLOT = 4  # a batch verifies up to this many modules per test process slot at once
 
 
 @dataclass
@@ -127,7 +128,8 @@ class OpenHandsTestGenerator:
         self.test_reruns = test_reruns  # each kept test passes in this many more fresh processes
         self.existing_tests = [check_relative_path(p, "existing test") for p in existing_tests]
         self.submit_concurrency = 4  # requests in flight while a batch is submitted
-        self.verify_concurrency = max(1, min(4, os.cpu_count() or 1))  # modules verified at once
+        # Test processes a collect runs at once, all modules together (one module's run one by one).
+        self.verify_concurrency = max(1, min(4, os.cpu_count() or 1))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> OpenHandsTestGenerator:
@@ -371,11 +373,13 @@ class OpenHandsTestGenerator:
         self, batch: BatchRef, timeout: float, poll_interval: float, cancel_on_timeout: bool, *, partial: bool
     ) -> dict[str, Any]:
         backend = self._backend()
-        limit = asyncio.Semaphore(self.verify_concurrency)
+        # Modules being verified at once (each has a worktree and a layer meanwhile): more than the
+        # process slots, so that one module's next process starts while another's runs.
+        limit = asyncio.Semaphore(MODULES_PER_SLOT * self.verify_concurrency)
         late: list[TaskRef] = []
         # One private repository and one environment pool for the whole batch (a worktree and a layer
-        # per module): made once, not once per module.
-        verifier = Verifier(self.workspace)
+        # per module), and ``verify_concurrency`` test processes at once, whichever module they are of.
+        verifier = Verifier(self.workspace, processes=self.verify_concurrency)
         try:
 
             async def one(member: TaskRef) -> dict[str, Any]:

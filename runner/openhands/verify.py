@@ -8,12 +8,13 @@ process group with a deadline like every hypothesis (runner.engine.process).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,20 +85,46 @@ def _command_env() -> dict[str, str]:
     return env
 
 
+class _Clock:
+    """One verification's deadline (loop time); the time it waits for a process slot moves it on, so a
+    module's timeout counts its own processes, not the other modules' ahead of it."""
+
+    def __init__(self, timeout: float, slots: asyncio.Semaphore | None) -> None:
+        self.deadline = asyncio.get_running_loop().time() + timeout
+        self.slots = slots
+        self.waited = 0.0  # seconds spent waiting for slots
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if self.slots is None:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        async with self.slots:
+            waited = loop.time() - start
+            self.deadline += waited
+            self.waited += waited
+            yield
+
+
 async def _run(
-    argv: list[str], *, cwd: Path, log: Path, deadline: float, environment: HypothesisEnvironment,
-    extra_env: Mapping[str, str] | None = None,
+    argv: list[str], *, cwd: Path, log: Path, clock: _Clock, environment: HypothesisEnvironment,
+    extra_env: Mapping[str, str] | None = None, deadline: float | None = None,
 ) -> tuple[str, int | None]:  # fmt: skip
+    """Run ``argv`` in a slot of ``clock``, until ``clock``'s deadline (or ``deadline`` seconds)."""
     env = environment.apply(_command_env())
     for name, value in (extra_env or {}).items():
         if name == "PYTHONPATH":  # ours first, the user's still there
             value = os.pathsep.join(p for p in (value, env.get("PYTHONPATH", "")) if p)
         env[name] = value
-    with log.open("ab") as out:
-        outcome = await run_in_group(
-            argv, cwd=cwd, env=env, log_fd=out.fileno(), deadline=deadline, grace=2.0,
-            token=f"verify-{uuid.uuid4().hex}",
-        )  # fmt: skip
+    async with clock.slot():
+        at = clock.deadline if deadline is None else asyncio.get_running_loop().time() + deadline
+        with log.open("ab") as out:
+            outcome = await run_in_group(
+                argv, cwd=cwd, env=env, log_fd=out.fileno(), deadline=at, grace=2.0,
+                token=f"verify-{uuid.uuid4().hex}",
+            )  # fmt: skip
     return outcome.kind, outcome.exit_code
 
 
@@ -107,11 +134,17 @@ class Verifier:
     own (``index``: a new one per verification, so their directories never clash).
 
     Use as ``async with Verifier(repo) as verifier: await verifier.verify(...)``; verifications may run
-    concurrently. Nothing is made before the first ``verify``.
+    concurrently. Nothing is made before the first ``verify``. ``processes``: how many test processes
+    (setup, coverage and pytest runs) of all its verifications run at once; None: no limit. Each
+    verification still runs its own processes one after another; a verification's timeout does not
+    count the time it waits for a slot.
     """
 
-    def __init__(self, repo: Path) -> None:
+    def __init__(self, repo: Path, *, processes: int | None = None) -> None:
+        if processes is not None and processes < 1:
+            raise ValueError(f"processes must be >= 1, got {processes}")
         self.repo = Path(repo)
+        self._slots = asyncio.Semaphore(processes) if processes is not None else None
         self._manager = WorktreeManager(self.repo)
         self._environments = EnvironmentPool("venv")
         self._open_lock = asyncio.Lock()
@@ -164,6 +197,7 @@ class Verifier:
                         threshold=threshold, python=python or environment.python or sys.executable,
                         timeout=timeout, setup_command=setup_command, commit=worktree.commit,
                         environment=environment, existing_tests=existing_tests, reruns=reruns,
+                        slots=self._slots,
                     )  # fmt: skip
             except EnvironmentSetupError as exc:
                 return Verification(False, None, None, "", f"cannot run the tests: {exc}", worktree.commit)
@@ -203,7 +237,7 @@ async def verify_generated_tests(
 async def _verify_in(
     tree: Path, *, content: bytes, module_path: str, output_path: str, threshold: float, python: str,
     timeout: float, setup_command: list[str] | None, commit: str | None, environment: HypothesisEnvironment,
-    existing_tests: Sequence[str] = (), reruns: int = DEFAULT_RERUNS,
+    existing_tests: Sequence[str] = (), reruns: int = DEFAULT_RERUNS, slots: asyncio.Semaphore | None = None,
 ) -> Verification:  # fmt: skip
     target = (tree / output_path).resolve()
     if tree.resolve() not in target.parents:
@@ -220,8 +254,7 @@ async def _verify_in(
             return Verification(False, None, None, "", missing, commit)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(content)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    clock = _Clock(timeout, slots)
     with tempfile.TemporaryDirectory(prefix="worktree-runner-verify-") as scratch_dir:
         scratch = Path(scratch_dir)
         plugin_dir = scratch / "plugin"
@@ -237,7 +270,7 @@ async def _verify_in(
             data, items = scratch / f"{name}.coverage", scratch / f"{name}.items.json"
             kind, code = await _run(
                 [python, "-m", "coverage", "run", f"--data-file={data}", include, *pytest_args, *paths],
-                cwd=tree, log=run_log, deadline=deadline, environment=environment,
+                cwd=tree, log=run_log, clock=clock, environment=environment,
                 extra_env=_plugin_env(plugin_dir, items),
             )  # fmt: skip
             if kind != "exited" or not data.exists():
@@ -254,15 +287,13 @@ async def _verify_in(
                 # files the tests never imported, as unexecuted): report all of it.
                 [python, "-m", "coverage", "json", f"--data-file={data}", "--show-contexts",
                  "-o", str(report)],
-                cwd=tree, log=scratch / "coverage-json.log", deadline=loop.time() + 120,
+                cwd=tree, log=scratch / "coverage-json.log", clock=clock, deadline=120,
                 environment=environment,
             )  # fmt: skip
             return kind, code, items, read_coverage_json(report)
 
         if setup_command:
-            kind, code = await _run(
-                setup_command, cwd=tree, log=log, deadline=deadline, environment=environment
-            )
+            kind, code = await _run(setup_command, cwd=tree, log=log, clock=clock, environment=environment)
             if kind != "exited" or code != 0:
                 why = "timed out" if kind == "timeout" else f"exit code {code}"
                 return Verification(
@@ -278,9 +309,9 @@ async def _verify_in(
             if before is not None:
                 baseline = before.all_lines
                 coverage_before = percent(baseline, before.statements)
-        started = time.monotonic()
+        started, waited = time.monotonic(), clock.waited
         kind, code, items_file, first_coverage = await covered_run("generated", [output_path], log)
-        elapsed = time.monotonic() - started
+        elapsed = time.monotonic() - started - (clock.waited - waited)
         if kind == "timeout":
             return Verification(
                 False, None, None, _tail(log), f"the generated tests timed out after {elapsed:.0f}s", commit,
@@ -304,7 +335,7 @@ async def _verify_in(
             items = scratch / f"rerun-{i}.items.json"
             kind, _ = await _run(
                 [python, *pytest_args, output_path], cwd=tree, log=scratch / "reruns.log",
-                deadline=deadline, environment=environment, extra_env=_plugin_env(plugin_dir, items),
+                clock=clock, environment=environment, extra_env=_plugin_env(plugin_dir, items),
             )  # fmt: skip
             return read_items(items) if kind == "exited" else None
 
