@@ -335,3 +335,80 @@ def test_waiting_for_a_process_slot_does_not_count_against_the_timeout() -> None
 
     before, after, waited = asyncio.run(scenario())
     assert waited > 0 and after == before + waited
+
+
+@pytest.mark.parametrize(
+    "name, text, configured",
+    [
+        (".coveragerc", "", True),
+        ("setup.cfg", "[metadata]\nname = calc\n\n[coverage:report]\nexclude_also = if b == 0:\n", True),
+        ("setup.cfg", "[metadata]\nname = calc\n[tool:pytest]\naddopts = -q\n", False),
+        ("tox.ini", "[tox]\nenvlist = py311\n\n[coverage:run]\nbranch = true\n", True),
+        ("pyproject.toml", "[project]\nname = 'calc'\ndependencies = ['coverage']\n", False),
+        ("pyproject.toml", "[tool.coverage.report]\nexclude_also = ['if b == 0:']\n", True),
+        ("pyproject.toml", "[tool]\ncoverage.run.branch = true\n", True),
+        ("pyproject.toml", "[project\n", True),  # unreadable: let coverage itself decide
+    ],
+)
+def test_a_coverage_configuration_is_noticed(tmp_path: Path, name: str, text: str, configured: bool) -> None:
+    from runner.openhands.verify import _coverage_configured
+
+    assert not _coverage_configured(tmp_path)
+    (tmp_path / name).write_text(text)
+    assert _coverage_configured(tmp_path) is configured
+
+
+def test_coverage_data_is_read_here_only_for_the_same_python(tmp_path: Path) -> None:
+    import sys
+
+    from runner.engine.environments import HypothesisEnvironment
+    from runner.openhands.verify import _same_python
+
+    layer = HypothesisEnvironment(venv=tmp_path / "venv")
+    (tmp_path / "venv").mkdir()
+    assert layer.python is not None
+    assert _same_python(sys.executable, HypothesisEnvironment())
+    assert not _same_python(layer.python, layer)  # no pyvenv.cfg: unknown
+    major, minor = sys.version_info[:2]
+    for version, same in [(f"{major}.{minor}.0", True), (f"{major}.{minor + 1}.1", False), ("2.7.18", False)]:
+        (tmp_path / "venv" / "pyvenv.cfg").write_text(f"home = /usr/bin\nversion = {version}\n")
+        assert _same_python(layer.python, layer) is same, version
+        assert not _same_python("/usr/bin/python3-other", layer)  # not the layer's own python
+
+
+def test_in_process_reader_refuses_another_coverage_version(calc_repo: Path, tmp_path: Path) -> None:
+    import sqlite3
+    import subprocess
+
+    import coverage
+
+    from runner.openhands.judge import coverage_writer_version, read_coverage_data
+
+    from .conftest import PY
+
+    data = tmp_path / "data"
+    subprocess.run(
+        [PY, "-m", "coverage", "run", f"--data-file={data}", "--include=calc.py", "-m", "calc"],
+        cwd=calc_repo, capture_output=True, check=True,
+    )  # fmt: skip
+    assert coverage_writer_version(data) == coverage.__version__
+    assert read_coverage_data(data, calc_repo) is not None
+    with sqlite3.connect(data) as db:
+        db.execute("update meta set value = '6.0' where key = 'version'")
+    with pytest.raises(ValueError, match=r"coverage\.py 6\.0 wrote"):
+        read_coverage_data(data, calc_repo)
+    assert coverage_writer_version(tmp_path / "missing") is None
+
+
+def test_the_projects_coverage_configuration_counts(calc_repo: Path, runner_temp: Path) -> None:
+    """An exclusion in the project's configuration shrinks the module's statements, as `coverage json`
+    in the worktree sees them: the if-block of div (2 of 6 statements) is not counted."""
+    (calc_repo / ".coveragerc").write_text("[report]\nexclude_also =\n    if b == 0:\n")
+    git(calc_repo, "add", ".")
+    git(calc_repo, "commit", "-q", "-m", "coverage config")
+    v = _verify(calc_repo, "from calc import add\n\ndef test_add():\n    assert add(1, 2) == 3\n")
+    assert v.coverage == 75.0 and v.kept_tests == 1  # def add, return a + b, def div of 4
+    (calc_repo / ".coveragerc").unlink()
+    git(calc_repo, "commit", "-q", "-am", "no coverage config")
+    v = _verify(calc_repo, "from calc import add\n\ndef test_add():\n    assert add(1, 2) == 3\n")
+    assert v.coverage == 50.0

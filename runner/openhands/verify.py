@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import sys
 import tempfile
 import time
+import tomllib
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -275,8 +277,8 @@ async def _verify_in(
             )  # fmt: skip
             if kind != "exited" or not data.exists():
                 return kind, code, items, None
-            if python == sys.executable:
-                # Our own interpreter wrote it: read it here (one process fewer per run).
+            if _same_python(python, environment) and not _coverage_configured(tree):
+                # Read it here: one process fewer per run (read_coverage_data checks coverage's version).
                 try:
                     return kind, code, items, await asyncio.to_thread(read_coverage_data, data, tree)
                 except Exception:  # any trouble: ask the tests' interpreter for the json report instead
@@ -385,6 +387,46 @@ async def _verify_in(
         return Verification(
             tests_passed, coverage, code, tail, reason, commit, coverage_before, tests, funnel, written
         )
+
+
+def _same_python(python: str, environment: HypothesisEnvironment) -> bool:
+    """Is ``python`` this interpreter, or an environment's python of the same Python version? Then this
+    process finds the same statements in a module as ``python -m coverage json`` would (both parse it)."""
+    if python == sys.executable:
+        return True
+    if environment.venv is None or python != environment.python:
+        return False
+    try:
+        lines = (environment.venv / "pyvenv.cfg").read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+    config = {k.strip(): v.strip() for k, sep, v in (line.partition("=") for line in lines) if sep}
+    version = config.get("version_info") or config.get("version") or ""
+    return version.split(".")[:2] == [str(n) for n in sys.version_info[:2]]
+
+
+_INI_SECTION = re.compile(r"^\[coverage:", re.MULTILINE)
+
+
+def _coverage_configured(tree: Path) -> bool:
+    """Would ``coverage json`` run in ``tree`` read a configuration (exclusions, report include/omit,
+    plugins, relative paths...)? The files and the precedence are coverage.py's; unreadable counts as yes."""
+    if "COVERAGE_RCFILE" in _command_env() or (tree / ".coveragerc").exists():
+        return True
+    for name in ("setup.cfg", "tox.ini", "pyproject.toml"):
+        path = tree / name
+        if not path.exists():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+            if name != "pyproject.toml":
+                if _INI_SECTION.search(text):
+                    return True
+            elif "coverage" in tomllib.loads(text).get("tool", {}):
+                return True
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return True
+    return False
 
 
 def _rejections(report: JudgeReport) -> str:
