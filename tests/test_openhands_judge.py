@@ -250,3 +250,165 @@ def test_in_process_coverage_reader_equals_the_json_report(calc_repo: Path, tmp_
     good = next(n for n, info in items.items() if info["key"] == "test_good")
     assert items[good]["outcome"] == "passed"
     assert in_process.by_context[good] == {("calc.py", 2)}  # return a + b: the line test_good runs
+
+
+# A generated test that says where it ran and holds a marker file while it runs: two of them running at
+# once find the other's marker.
+WHERE = """\
+import os
+import time
+from pathlib import Path
+
+from calc import add
+
+MARKERS = Path({markers!r})
+
+
+def test_add():
+    Path({where!r}).write_text(os.getcwd())
+    mine = MARKERS / str(os.getpid())
+    mine.touch()
+    try:
+        time.sleep(0.2)
+        others = [p.name for p in MARKERS.iterdir() if p != mine]
+        if others:
+            (MARKERS.parent / "overlaps").touch()
+    finally:
+        mine.unlink()
+    assert add(1, 2) == 3
+"""
+
+
+def test_one_verifier_verifies_modules_side_by_side_in_their_own_worktrees(
+    calc_repo: Path, runner_temp: Path, tmp_path: Path
+) -> None:
+    """One private repository for all modules, a worktree each; ``processes=1``: never two test
+    processes at once, though both modules are verified concurrently."""
+    from runner.openhands.verify import Verification, Verifier
+
+    markers = tmp_path / "running"
+    markers.mkdir()
+    before = worktree_list(calc_repo)
+
+    def content(n: int) -> bytes:
+        return WHERE.format(markers=str(markers), where=str(tmp_path / f"where-{n}")).encode()
+
+    async def both() -> list[Verification]:
+        async with Verifier(calc_repo, processes=1) as verifier:
+            return list(
+                await asyncio.gather(*(
+                    verifier.verify(
+                        content=content(n), module_path="calc.py", output_path=f"tests/test_{n}.py",
+                        threshold=0.0, reruns=1,
+                    )
+                    for n in (1, 2)
+                ))
+            )  # fmt: skip
+
+    results = asyncio.run(both())
+    for v in results:
+        assert v.tests_passed and v.reason is None and v.kept_tests == 1, v
+    first, second = (Path((tmp_path / f"where-{n}").read_text()) for n in (1, 2))
+    assert first != second and first.parent == second.parent  # two worktrees of one private root
+    assert not (tmp_path / "overlaps").exists()  # a coverage run and a re-run each, one at a time
+    assert worktree_list(calc_repo) == before and list(runner_temp.iterdir()) == []
+
+
+def test_waiting_for_a_process_slot_does_not_count_against_the_timeout() -> None:
+    from runner.openhands.verify import _Clock
+
+    async def scenario() -> tuple[float, float, float]:
+        slots = asyncio.Semaphore(1)
+        clock = _Clock(60.0, slots)
+        before = clock.deadline
+        await slots.acquire()  # another module's process runs
+        waiting = asyncio.ensure_future(_enter(clock))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()
+        slots.release()
+        await waiting
+        return before, clock.deadline, clock.waited
+
+    async def _enter(clock: _Clock) -> None:
+        async with clock.slot():
+            pass
+
+    before, after, waited = asyncio.run(scenario())
+    assert waited > 0 and after == before + waited
+
+
+@pytest.mark.parametrize(
+    "name, text, configured",
+    [
+        (".coveragerc", "", True),
+        ("setup.cfg", "[metadata]\nname = calc\n\n[coverage:report]\nexclude_also = if b == 0:\n", True),
+        ("setup.cfg", "[metadata]\nname = calc\n[tool:pytest]\naddopts = -q\n", False),
+        ("tox.ini", "[tox]\nenvlist = py311\n\n[coverage:run]\nbranch = true\n", True),
+        ("pyproject.toml", "[project]\nname = 'calc'\ndependencies = ['coverage']\n", False),
+        ("pyproject.toml", "[tool.coverage.report]\nexclude_also = ['if b == 0:']\n", True),
+        ("pyproject.toml", "[tool]\ncoverage.run.branch = true\n", True),
+        ("pyproject.toml", "[project\n", True),  # unreadable: let coverage itself decide
+    ],
+)
+def test_a_coverage_configuration_is_noticed(tmp_path: Path, name: str, text: str, configured: bool) -> None:
+    from runner.openhands.verify import _coverage_configured
+
+    assert not _coverage_configured(tmp_path)
+    (tmp_path / name).write_text(text)
+    assert _coverage_configured(tmp_path) is configured
+
+
+def test_coverage_data_is_read_here_only_for_the_same_python(tmp_path: Path) -> None:
+    import sys
+
+    from runner.engine.environments import HypothesisEnvironment
+    from runner.openhands.verify import _same_python
+
+    layer = HypothesisEnvironment(venv=tmp_path / "venv")
+    (tmp_path / "venv").mkdir()
+    assert layer.python is not None
+    assert _same_python(sys.executable, HypothesisEnvironment())
+    assert not _same_python(layer.python, layer)  # no pyvenv.cfg: unknown
+    major, minor = sys.version_info[:2]
+    for version, same in [(f"{major}.{minor}.0", True), (f"{major}.{minor + 1}.1", False), ("2.7.18", False)]:
+        (tmp_path / "venv" / "pyvenv.cfg").write_text(f"home = /usr/bin\nversion = {version}\n")
+        assert _same_python(layer.python, layer) is same, version
+        assert not _same_python("/usr/bin/python3-other", layer)  # not the layer's own python
+
+
+def test_in_process_reader_refuses_another_coverage_version(calc_repo: Path, tmp_path: Path) -> None:
+    import sqlite3
+    import subprocess
+
+    import coverage
+
+    from runner.openhands.judge import coverage_writer_version, read_coverage_data
+
+    from .conftest import PY
+
+    data = tmp_path / "data"
+    subprocess.run(
+        [PY, "-m", "coverage", "run", f"--data-file={data}", "--include=calc.py", "-m", "calc"],
+        cwd=calc_repo, capture_output=True, check=True,
+    )  # fmt: skip
+    assert coverage_writer_version(data) == coverage.__version__
+    assert read_coverage_data(data, calc_repo) is not None
+    with sqlite3.connect(data) as db:
+        db.execute("update meta set value = '6.0' where key = 'version'")
+    with pytest.raises(ValueError, match=r"coverage\.py 6\.0 wrote"):
+        read_coverage_data(data, calc_repo)
+    assert coverage_writer_version(tmp_path / "missing") is None
+
+
+def test_the_projects_coverage_configuration_counts(calc_repo: Path, runner_temp: Path) -> None:
+    """An exclusion in the project's configuration shrinks the module's statements, as `coverage json`
+    in the worktree sees them: the if-block of div (2 of 6 statements) is not counted."""
+    (calc_repo / ".coveragerc").write_text("[report]\nexclude_also =\n    if b == 0:\n")
+    git(calc_repo, "add", ".")
+    git(calc_repo, "commit", "-q", "-m", "coverage config")
+    v = _verify(calc_repo, "from calc import add\n\ndef test_add():\n    assert add(1, 2) == 3\n")
+    assert v.coverage == 75.0 and v.kept_tests == 1  # def add, return a + b, def div of 4
+    (calc_repo / ".coveragerc").unlink()
+    git(calc_repo, "commit", "-q", "-am", "no coverage config")
+    v = _verify(calc_repo, "from calc import add\n\ndef test_add():\n    assert add(1, 2) == 3\n")
+    assert v.coverage == 50.0

@@ -41,13 +41,14 @@ from runner.openhands.task_id import TaskRef, check_relative_path
 from runner.openhands.verify import (
     DEFAULT_RERUNS,
     Verification,
+    Verifier,
     coverage_include,
-    verify_generated_tests,
 )
 
 __all__ = ["OpenHandsTestGenerator", "TestGenerationResult"]
 
 DEFAULT_THRESHOLD = 80.0
+MODULES_PER_SLOT = 4  # a batch verifies up to this many modules per test process slot at once
 
 
 @dataclass
@@ -127,7 +128,8 @@ class OpenHandsTestGenerator:
         self.test_reruns = test_reruns  # each kept test passes in this many more fresh processes
         self.existing_tests = [check_relative_path(p, "existing test") for p in existing_tests]
         self.submit_concurrency = 4  # requests in flight while a batch is submitted
-        self.verify_concurrency = max(1, min(4, os.cpu_count() or 1))  # modules verified at once
+        # Test processes a collect runs at once, all modules together (one module's run one by one).
+        self.verify_concurrency = max(1, min(4, os.cpu_count() or 1))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **kwargs: Any) -> OpenHandsTestGenerator:
@@ -335,7 +337,8 @@ class OpenHandsTestGenerator:
                     with contextlib.suppress(OpenHandsError):
                         await backend.cancel(ref, await backend.status(ref))
                 raise
-            result = await self._collect(backend, ref, state)
+            async with Verifier(self.workspace) as verifier:
+                result = await self._collect(backend, ref, state, verifier)
         finally:
             await backend.aclose()
         return result.to_dict()
@@ -370,8 +373,13 @@ class OpenHandsTestGenerator:
         self, batch: BatchRef, timeout: float, poll_interval: float, cancel_on_timeout: bool, *, partial: bool
     ) -> dict[str, Any]:
         backend = self._backend()
-        limit = asyncio.Semaphore(self.verify_concurrency)
+        # Modules being verified at once (each has a worktree and a layer meanwhile): more than the
+        # process slots, so that one module's next process starts while another's runs.
+        limit = asyncio.Semaphore(MODULES_PER_SLOT * self.verify_concurrency)
         late: list[TaskRef] = []
+        # One private repository and one environment pool for the whole batch (a worktree and a layer
+        # per module), and ``verify_concurrency`` test processes at once, whichever module they are of.
+        verifier = Verifier(self.workspace, processes=self.verify_concurrency)
         try:
 
             async def one(member: TaskRef) -> dict[str, Any]:
@@ -388,11 +396,14 @@ class OpenHandsTestGenerator:
                 except OpenHandsError as exc:
                     return failed_module_result(member, self.redact(str(exc)))
                 async with limit:
-                    return (await self._collect(backend, member, state)).to_dict()
+                    return (await self._collect(backend, member, state, verifier)).to_dict()
 
             results = await asyncio.gather(*(one(m) for m in batch.members))
         finally:
-            await backend.aclose()
+            try:
+                await verifier.close()
+            finally:
+                await backend.aclose()
         if late and not partial:
             # The modules that did end are verified and written; the seed's API still raises.
             names = ", ".join(m.module_path for m in batch.members if m in late)
@@ -401,7 +412,9 @@ class OpenHandsTestGenerator:
             )
         return batch_result(batch, list(results))
 
-    async def _collect(self, backend: Backend, ref: TaskRef, state: AgentState) -> TestGenerationResult:
+    async def _collect(
+        self, backend: Backend, ref: TaskRef, state: AgentState, verifier: Verifier
+    ) -> TestGenerationResult:
         message = None
         with contextlib.suppress(OpenHandsError):  # the message is informative only
             message = await backend.agent_message(ref, state)
@@ -421,8 +434,8 @@ class OpenHandsTestGenerator:
                     f"the agent said it finished, but {ref.output_path} does not exist in its workspace"
                 )
             else:
-                verification = await verify_generated_tests(
-                    self.workspace, content=content, module_path=ref.module_path, output_path=ref.output_path,
+                verification = await verifier.verify(
+                    content=content, module_path=ref.module_path, output_path=ref.output_path,
                     threshold=ref.threshold, base_commit=ref.base_commit, python=self.python,
                     timeout=self.test_timeout, setup_command=self.setup_command,
                     existing_tests=self.existing_tests, reruns=self.test_reruns,

@@ -24,7 +24,9 @@ pruned file is verified once more as a whole, because pruning can lower coverage
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
+import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,7 @@ __all__ = [
     "JudgeReport",
     "TestCandidate",
     "TestVerdict",
+    "coverage_writer_version",
     "find_candidates",
     "judge_tests",
     "outcomes_by_key",
@@ -312,11 +315,26 @@ def read_coverage_json(path: Path) -> CoverageData | None:
     return CoverageData(statements, by_context)
 
 
+def coverage_writer_version(data_file: Path) -> str | None:
+    """The version of coverage.py that wrote ``data_file`` (its SQLite ``meta`` table), None if unknown."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{data_file.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            row = db.execute("select value from meta where key = 'version'").fetchone()
+    except (sqlite3.Error, OSError, ValueError):
+        return None
+    return str(row[0]) if row else None
+
+
 def read_coverage_data(data_file: Path, root: Path) -> CoverageData | None:
     """The same as ``read_coverage_json`` of ``coverage json --show-contexts``, read in this process
-    with coverage.py's API (file names relative to ``root``, as the json report has them)."""
+    with coverage.py's API (file names relative to ``root``, as the json report has them), without a
+    configuration file. ValueError if another version of coverage.py wrote ``data_file`` (its json report
+    could differ: ask that version)."""
     import coverage  # a dependency of ours; imported here because only verification needs it
 
+    writer = coverage_writer_version(data_file)
+    if writer != coverage.__version__:
+        raise ValueError(f"coverage.py {writer} wrote {data_file}, this is {coverage.__version__}")
     cov = coverage.Coverage(data_file=str(data_file), config_file=False)
     cov.load()
     data = cov.get_data()

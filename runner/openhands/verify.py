@@ -8,12 +8,15 @@ process group with a deadline like every hypothesis (runner.engine.process).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import re
 import sys
 import tempfile
 import time
+import tomllib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +41,7 @@ from runner.openhands.judge import (
     read_items,
 )
 
-__all__ = ["Verification", "coverage_include", "verify_generated_tests"]
+__all__ = ["Verification", "Verifier", "coverage_include", "verify_generated_tests"]
 
 TAIL_BYTES = 16 * 1024
 DEFAULT_RERUNS = 3
@@ -84,21 +87,122 @@ def _command_env() -> dict[str, str]:
     return env
 
 
+class _Clock:
+    """One verification's deadline (loop time); the time it waits for a process slot moves it on, so a
+    module's timeout counts its own processes, not the other modules' ahead of it."""
+
+    def __init__(self, timeout: float, slots: asyncio.Semaphore | None) -> None:
+        self.deadline = asyncio.get_running_loop().time() + timeout
+        self.slots = slots
+        self.waited = 0.0  # seconds spent waiting for slots
+
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if self.slots is None:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        async with self.slots:
+            waited = loop.time() - start
+            self.deadline += waited
+            self.waited += waited
+            yield
+
+
 async def _run(
-    argv: list[str], *, cwd: Path, log: Path, deadline: float, environment: HypothesisEnvironment,
-    extra_env: Mapping[str, str] | None = None,
+    argv: list[str], *, cwd: Path, log: Path, clock: _Clock, environment: HypothesisEnvironment,
+    extra_env: Mapping[str, str] | None = None, deadline: float | None = None,
 ) -> tuple[str, int | None]:  # fmt: skip
+    """Run ``argv`` in a slot of ``clock``, until ``clock``'s deadline (or ``deadline`` seconds)."""
     env = environment.apply(_command_env())
     for name, value in (extra_env or {}).items():
         if name == "PYTHONPATH":  # ours first, the user's still there
             value = os.pathsep.join(p for p in (value, env.get("PYTHONPATH", "")) if p)
         env[name] = value
-    with log.open("ab") as out:
-        outcome = await run_in_group(
-            argv, cwd=cwd, env=env, log_fd=out.fileno(), deadline=deadline, grace=2.0,
-            token=f"verify-{uuid.uuid4().hex}",
-        )  # fmt: skip
+    async with clock.slot():
+        at = clock.deadline if deadline is None else asyncio.get_running_loop().time() + deadline
+        with log.open("ab") as out:
+            outcome = await run_in_group(
+                argv, cwd=cwd, env=env, log_fd=out.fileno(), deadline=at, grace=2.0,
+                token=f"verify-{uuid.uuid4().hex}",
+            )  # fmt: skip
     return outcome.kind, outcome.exit_code
+
+
+class Verifier:
+    """What the verifications of one collect share: one private repository (``WorktreeManager``) and one
+    ``EnvironmentPool`` (its template layer is built once), each module in a worktree and a layer of its
+    own (``index``: a new one per verification, so their directories never clash).
+
+    Use as ``async with Verifier(repo) as verifier: await verifier.verify(...)``; verifications may run
+    concurrently. Nothing is made before the first ``verify``. ``processes``: how many test processes
+    (setup, coverage and pytest runs) of all its verifications run at once; None: no limit. Each
+    verification still runs its own processes one after another; a verification's timeout does not
+    count the time it waits for a slot.
+    """
+
+    def __init__(self, repo: Path, *, processes: int | None = None) -> None:
+        if processes is not None and processes < 1:
+            raise ValueError(f"processes must be >= 1, got {processes}")
+        self.repo = Path(repo)
+        self._slots = asyncio.Semaphore(processes) if processes is not None else None
+        self._manager = WorktreeManager(self.repo)
+        self._environments = EnvironmentPool("venv")
+        self._open_lock = asyncio.Lock()
+        self._next_index = 0
+
+    async def __aenter__(self) -> Verifier:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Remove the environments' scratch directory and the private repository. Safe to call twice."""
+        try:
+            await asyncio.shield(self._environments.close())
+        finally:
+            await asyncio.shield(self._manager.close())
+
+    async def verify(
+        self,
+        *,
+        content: bytes,
+        module_path: str,
+        output_path: str,
+        threshold: float,
+        base_commit: str | None = None,
+        python: str | None = None,
+        timeout: float = 600.0,
+        setup_command: list[str] | None = None,
+        existing_tests: Sequence[str] = (),
+        reruns: int = DEFAULT_RERUNS,
+    ) -> Verification:
+        """See ``verify_generated_tests``."""
+        index, self._next_index = self._next_index, self._next_index + 1
+        async with self._open_lock:  # open() is idempotent, but not safe to run twice at once
+            await self._manager.open()
+        ref = "HEAD"
+        if base_commit:
+            try:
+                await self._manager.resolve(base_commit)
+                ref = base_commit
+            except WorktreeError:
+                pass  # the agent's commit is not here (e.g. a shallow checkout): verify on HEAD
+        hyp = Hypothesis(name="generated-tests", ref=ref)
+        async with self._manager.worktree(hyp, index) as worktree:
+            try:
+                async with self._environments.environment(index, _command_env()) as environment:
+                    return await _verify_in(
+                        worktree.path, content=content, module_path=module_path, output_path=output_path,
+                        threshold=threshold, python=python or environment.python or sys.executable,
+                        timeout=timeout, setup_command=setup_command, commit=worktree.commit,
+                        environment=environment, existing_tests=existing_tests, reruns=reruns,
+                        slots=self._slots,
+                    )  # fmt: skip
+            except EnvironmentSetupError as exc:
+                return Verification(False, None, None, "", f"cannot run the tests: {exc}", worktree.commit)
 
 
 async def verify_generated_tests(
@@ -121,40 +225,21 @@ async def verify_generated_tests(
 
     Setup and tests run in an environment of their own, like a hypothesis' (a virtualenv layered over
     the job's ``python3``, runner.engine.environments): the setup's installs never reach the runner's
-    interpreter. ``python`` runs coverage instead of the layer's python when given.
+    interpreter. ``python`` runs coverage instead of the layer's python when given. Several modules at
+    once: one ``Verifier`` for all of them.
     """
-    manager = WorktreeManager(repo)
-    environments = EnvironmentPool("venv")
-    try:
-        await manager.open()
-        ref = "HEAD"
-        if base_commit:
-            try:
-                await manager.resolve(base_commit)
-                ref = base_commit
-            except WorktreeError:
-                pass  # the agent's commit is not here (e.g. a shallow checkout): verify on HEAD
-        hyp = Hypothesis(name="generated-tests", ref=ref)
-        async with manager.worktree(hyp, 0) as worktree:
-            try:
-                async with environments.environment(0, _command_env()) as environment:
-                    return await _verify_in(
-                        worktree.path, content=content, module_path=module_path, output_path=output_path,
-                        threshold=threshold, python=python or environment.python or sys.executable,
-                        timeout=timeout, setup_command=setup_command, commit=worktree.commit,
-                        environment=environment, existing_tests=existing_tests, reruns=reruns,
-                    )  # fmt: skip
-            except EnvironmentSetupError as exc:
-                return Verification(False, None, None, "", f"cannot run the tests: {exc}", worktree.commit)
-    finally:
-        await asyncio.shield(environments.close())
-        await asyncio.shield(manager.close())
+    async with Verifier(repo) as verifier:
+        return await verifier.verify(
+            content=content, module_path=module_path, output_path=output_path, threshold=threshold,
+            base_commit=base_commit, python=python, timeout=timeout, setup_command=setup_command,
+            existing_tests=existing_tests, reruns=reruns,
+        )  # fmt: skip
 
 
 async def _verify_in(
     tree: Path, *, content: bytes, module_path: str, output_path: str, threshold: float, python: str,
     timeout: float, setup_command: list[str] | None, commit: str | None, environment: HypothesisEnvironment,
-    existing_tests: Sequence[str] = (), reruns: int = DEFAULT_RERUNS,
+    existing_tests: Sequence[str] = (), reruns: int = DEFAULT_RERUNS, slots: asyncio.Semaphore | None = None,
 ) -> Verification:  # fmt: skip
     target = (tree / output_path).resolve()
     if tree.resolve() not in target.parents:
@@ -171,8 +256,7 @@ async def _verify_in(
             return Verification(False, None, None, "", missing, commit)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(content)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    clock = _Clock(timeout, slots)
     with tempfile.TemporaryDirectory(prefix="worktree-runner-verify-") as scratch_dir:
         scratch = Path(scratch_dir)
         plugin_dir = scratch / "plugin"
@@ -188,13 +272,13 @@ async def _verify_in(
             data, items = scratch / f"{name}.coverage", scratch / f"{name}.items.json"
             kind, code = await _run(
                 [python, "-m", "coverage", "run", f"--data-file={data}", include, *pytest_args, *paths],
-                cwd=tree, log=run_log, deadline=deadline, environment=environment,
+                cwd=tree, log=run_log, clock=clock, environment=environment,
                 extra_env=_plugin_env(plugin_dir, items),
             )  # fmt: skip
             if kind != "exited" or not data.exists():
                 return kind, code, items, None
-            if python == sys.executable:
-                # Our own interpreter wrote it: read it here (one process fewer per run).
+            if _same_python(python, environment) and not _coverage_configured(tree):
+                # Read it here: one process fewer per run (read_coverage_data checks coverage's version).
                 try:
                     return kind, code, items, await asyncio.to_thread(read_coverage_data, data, tree)
                 except Exception:  # any trouble: ask the tests' interpreter for the json report instead
@@ -205,15 +289,13 @@ async def _verify_in(
                 # files the tests never imported, as unexecuted): report all of it.
                 [python, "-m", "coverage", "json", f"--data-file={data}", "--show-contexts",
                  "-o", str(report)],
-                cwd=tree, log=scratch / "coverage-json.log", deadline=loop.time() + 120,
+                cwd=tree, log=scratch / "coverage-json.log", clock=clock, deadline=120,
                 environment=environment,
             )  # fmt: skip
             return kind, code, items, read_coverage_json(report)
 
         if setup_command:
-            kind, code = await _run(
-                setup_command, cwd=tree, log=log, deadline=deadline, environment=environment
-            )
+            kind, code = await _run(setup_command, cwd=tree, log=log, clock=clock, environment=environment)
             if kind != "exited" or code != 0:
                 why = "timed out" if kind == "timeout" else f"exit code {code}"
                 return Verification(
@@ -229,9 +311,9 @@ async def _verify_in(
             if before is not None:
                 baseline = before.all_lines
                 coverage_before = percent(baseline, before.statements)
-        started = time.monotonic()
+        started, waited = time.monotonic(), clock.waited
         kind, code, items_file, first_coverage = await covered_run("generated", [output_path], log)
-        elapsed = time.monotonic() - started
+        elapsed = time.monotonic() - started - (clock.waited - waited)
         if kind == "timeout":
             return Verification(
                 False, None, None, _tail(log), f"the generated tests timed out after {elapsed:.0f}s", commit,
@@ -255,7 +337,7 @@ async def _verify_in(
             items = scratch / f"rerun-{i}.items.json"
             kind, _ = await _run(
                 [python, *pytest_args, output_path], cwd=tree, log=scratch / "reruns.log",
-                deadline=deadline, environment=environment, extra_env=_plugin_env(plugin_dir, items),
+                clock=clock, environment=environment, extra_env=_plugin_env(plugin_dir, items),
             )  # fmt: skip
             return read_items(items) if kind == "exited" else None
 
@@ -305,6 +387,46 @@ async def _verify_in(
         return Verification(
             tests_passed, coverage, code, tail, reason, commit, coverage_before, tests, funnel, written
         )
+
+
+def _same_python(python: str, environment: HypothesisEnvironment) -> bool:
+    """Is ``python`` this interpreter, or an environment's python of the same Python version? Then this
+    process finds the same statements in a module as ``python -m coverage json`` would (both parse it)."""
+    if python == sys.executable:
+        return True
+    if environment.venv is None or python != environment.python:
+        return False
+    try:
+        lines = (environment.venv / "pyvenv.cfg").read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+    config = {k.strip(): v.strip() for k, sep, v in (line.partition("=") for line in lines) if sep}
+    version = config.get("version_info") or config.get("version") or ""
+    return version.split(".")[:2] == [str(n) for n in sys.version_info[:2]]
+
+
+_INI_SECTION = re.compile(r"^\[coverage:", re.MULTILINE)
+
+
+def _coverage_configured(tree: Path) -> bool:
+    """Would ``coverage json`` run in ``tree`` read a configuration (exclusions, report include/omit,
+    plugins, relative paths...)? The files and the precedence are coverage.py's; unreadable counts as yes."""
+    if "COVERAGE_RCFILE" in _command_env() or (tree / ".coveragerc").exists():
+        return True
+    for name in ("setup.cfg", "tox.ini", "pyproject.toml"):
+        path = tree / name
+        if not path.exists():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+            if name != "pyproject.toml":
+                if _INI_SECTION.search(text):
+                    return True
+            elif "coverage" in tomllib.loads(text).get("tool", {}):
+                return True
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return True
+    return False
 
 
 def _rejections(report: JudgeReport) -> str:
