@@ -384,7 +384,7 @@ class AsyncTestExecutor:
         deadline = loop.time() + self.config.timeout_for(hyp)
         token = f"{self.run_token}-{item.index}"
         env = environment.apply(self._env_for(hyp, worktree, token))
-        fd = await spawn.open_log(log_path)
+        fd = spawn.open_log(log_path)
         try:
             try:
                 command = self.config.command_for(hyp)

@@ -1,4 +1,4 @@
-"""Starting children on the helper thread and waiting with pidfds (runner/engine/spawn.py), for real."""
+"""Children started without asyncio's transport, awaited with pidfds (runner/engine/spawn.py), for real."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ def _env(token: str) -> dict[str, str]:
 def test_exit_codes_signals_and_output_to_the_log(tmp_path: Path) -> None:
     async def main() -> list[int | None]:
         codes = []
-        fd = await spawn.open_log(tmp_path / "out.log")
+        fd = spawn.open_log(tmp_path / "out.log")
         try:
             for argv in (["sh", "-c", "echo hello; exit 3"], ["sh", "-c", "kill -TERM $$"], ["true"]):
-                proc = await spawn.start(argv, cwd=tmp_path, env=_env("x"), log_fd=fd)
+                proc = spawn.start(argv, cwd=tmp_path, env=_env("x"), log_fd=fd)
                 codes.append(await proc.wait_until(asyncio.get_running_loop().time() + 10))
         finally:
             os.close(fd)
@@ -39,30 +39,12 @@ def test_exit_codes_signals_and_output_to_the_log(tmp_path: Path) -> None:
 
 def test_a_deadline_returns_none_and_the_child_is_still_waitable(tmp_path: Path) -> None:
     async def main() -> tuple[int | None, int]:
-        proc = await spawn.start(["sleep", "30"], cwd=tmp_path, env=_env("x"), log_fd=1)
+        proc = spawn.start(["sleep", "30"], cwd=tmp_path, env=_env("x"), log_fd=1)
         early = await proc.wait_until(asyncio.get_running_loop().time() + 0.2)
         os.killpg(proc.pid, 9)
         return early, await proc.wait()
 
     assert run_sync(main()) == (None, -9)
-
-
-def test_a_start_cancelled_midway_leaves_no_process(tmp_path: Path) -> None:
-    """Cancel while the helper thread is starting the child: the child is killed and reaped first."""
-    token = uuid.uuid4().hex
-
-    async def main() -> None:
-        for _ in range(20):
-            task = asyncio.ensure_future(
-                spawn.start(["sleep", "30"], cwd=tmp_path, env=_env(token), log_fd=1)
-            )
-            await asyncio.sleep(0)  # the start is submitted to the helper thread, maybe running
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-
-    run_sync(main())
-    assert marked_pids(token) == []
 
 
 def test_run_in_group_cancelled_kills_the_tree(tmp_path: Path) -> None:
@@ -85,24 +67,17 @@ def test_run_in_group_cancelled_kills_the_tree(tmp_path: Path) -> None:
     assert marked_pids(token) == []
 
 
-def test_one_helper_thread_whatever_the_number_of_children(tmp_path: Path) -> None:
-    before = {t.ident for t in threading.enumerate()} - {spawn_thread_ident()}
+def test_no_thread_whatever_the_number_of_children(tmp_path: Path) -> None:
+    before = {t.ident for t in threading.enumerate()}
 
     async def main() -> int:
         loop = asyncio.get_running_loop()
-        procs = [
-            await spawn.start(["sleep", "0.3"], cwd=tmp_path, env=_env("x"), log_fd=1) for _ in range(8)
-        ]
+        procs = [spawn.start(["sleep", "0.3"], cwd=tmp_path, env=_env("x"), log_fd=1) for _ in range(8)]
         threads = len({t.ident for t in threading.enumerate()} - before)
         await asyncio.gather(*(p.wait_until(loop.time() + 10) for p in procs))
         return threads
 
-    assert run_sync(main()) == 1  # the helper thread, and no other new one
-
-
-def spawn_thread_ident() -> int | None:
-    found = [t.ident for t in threading.enumerate() if t.name.startswith("worktree-runner-spawn")]
-    return found[0] if found else None
+    assert run_sync(main()) == 0
 
 
 def test_without_pidfds_asyncio_starts_and_times_out_the_same(

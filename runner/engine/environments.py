@@ -56,7 +56,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from runner.engine import spawn
 from runner.engine.layer_cache import LayerCache
 from runner.engine.process import run_captured
 from runner.engine.worktrees import default_worktree_base
@@ -445,7 +444,7 @@ async def _build_template(
     search_path = env.get("PATH")
     cache = LayerCache.for_base(python, env, _LAYER_CODE)
     if cache is not None:
-        found = await spawn.in_helper_thread(cache.load)
+        found = cache.load()
         if found is not None:
             entry, record = found
             try:
@@ -458,14 +457,7 @@ async def _build_template(
                 pass  # an entry this version cannot read: make a new one
     root.mkdir()
     path = root / "template"
-    # The console scripts on PATH are read on the helper thread while the interpreter starts.
-    heads = asyncio.ensure_future(spawn.in_helper_thread(lambda: _script_heads(search_path)))
-    try:
-        base = await probe_interpreter(python, env, make_venv=path)
-        script_heads = await heads
-    finally:
-        if not heads.done():
-            heads.cancel()
+    base = await probe_interpreter(python, env, make_venv=path)
 
     def finish() -> tuple[_Template, list[str]]:
         for activate in (path / "bin").glob("[Aa]ctivate*"):
@@ -478,11 +470,11 @@ async def _build_template(
         (site_packages / EDITABLES_FIRST_PTH).write_text(_EDITABLES_FIRST, encoding="utf-8")
         shims = root / "scripts"
         shims.mkdir()
-        copied = _copy_scripts(base, shims, search_path, script_heads)
+        copied = _copy_scripts(base, shims, search_path, _script_heads(search_path))
         watched = tuple((d, _installed(d)) for d in base.site_dirs)
         return _Template(path, shims, _snapshot(path), watched), copied
 
-    template, copied = await spawn.in_helper_thread(finish)
+    template, copied = finish()  # on the loop: once, and only when the layer cache had no template
     if cache is None:
         return template, None
     watch = [base.scripts_dir, base.base_scripts_dir, base.user_site, *base.site_dirs, *copied]
@@ -618,7 +610,7 @@ class EnvironmentPool:
         self._base_dir = base_dir
         self.root: Path | None = None
         self._templates: dict[str, asyncio.Task[_Template]] = {}
-        self._publishing: list[asyncio.Future[object]] = []  # new templates being copied to the cache
+        self._publishing: list[Publish] = []  # new templates to copy to the layer cache at close()
         # Directories a finished hypothesis left exactly as made, per template, with their signature.
         self._unused: dict[int, list[tuple[Path, _Signature]]] = {}
         self._made = 0
@@ -647,8 +639,8 @@ class EnvironmentPool:
 
     async def _build(self, root: Path, python: str, env: Mapping[str, str]) -> _Template:
         template, publish = await _build_template(root, python, env)
-        if publish is not None:  # on the helper thread while the hypotheses run; awaited by close()
-            self._publishing.append(asyncio.ensure_future(spawn.in_helper_thread(publish)))
+        if publish is not None:  # when the run is over (close), not while hypotheses wait
+            self._publishing.append(publish)
         return template
 
     @contextlib.asynccontextmanager
@@ -683,18 +675,15 @@ class EnvironmentPool:
                 _backdate(home)
                 return _signature(home)
 
-            # Two dozen file system calls, ~0.5-10 ms on this machine's disk: on the helper thread, so that
-            # in a first wave each hypothesis starts as soon as its own layer is made, not after the last.
+            # Two dozen file system calls on the loop (0.5-10 ms on this machine's disk): in a first wave
+            # each hypothesis makes its own layer and starts its command before the next one's is made.
             try:
-                signature = await spawn.in_helper_thread(make)
+                signature = make()
             except OSError as exc:
                 await asyncio.shield(_remove(home))
                 raise EnvironmentSetupError(
                     f"cannot make the hypothesis' environment in {home}: {exc}"
                 ) from None
-            except asyncio.CancelledError:
-                await asyncio.shield(_remove(home))  # made to its end (or never started): nothing left
-                raise
         environment = HypothesisEnvironment(
             venv=home / "venv", tmp=home / "tmp", scripts=template.scripts, watched=template.watched
         )
@@ -720,7 +709,8 @@ class EnvironmentPool:
         await asyncio.gather(*self._templates.values(), return_exceptions=True)
         self._templates.clear()
         self._unused.clear()
-        await asyncio.gather(*self._publishing, return_exceptions=True)  # it copies from the scratch dir
+        for publish in self._publishing:  # before the scratch directory it copies from goes
+            publish()
         self._publishing.clear()
         if self.root is not None:
             root, self.root = self.root, None

@@ -175,8 +175,8 @@ class _AsyncioChild:
 async def _start(
     argv: Sequence[str], cwd: Path, env: Mapping[str, str], log_fd: int
 ) -> spawn.PidfdProcess | _AsyncioChild:
-    if spawn.available():  # started off the loop thread, one timer for the deadline
-        return await spawn.start(argv, cwd=cwd, env=env, log_fd=log_fd)
+    if spawn.available():  # no subprocess transport, a pidfd and one timer for the deadline
+        return spawn.start(argv, cwd=cwd, env=env, log_fd=log_fd)
     proc = await asyncio.create_subprocess_exec(
         *argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=log_fd, stderr=subprocess.STDOUT,
         start_new_session=True,
