@@ -338,28 +338,7 @@ def _belongs_to(base: BaseInterpreter, interpreter: str) -> bool:
 _NOT_SCRIPTS = ("python", "activate", "Activate")  # names _copy_scripts never copies
 
 
-def _script_heads(search_path: str | None) -> dict[str, bytes]:
-    """The first bytes of every executable file on ``search_path`` (what :func:`_copy_scripts` reads)."""
-    heads: dict[str, bytes] = {}
-    for directory in dict.fromkeys(d for d in (search_path or "").split(os.pathsep) if d):
-        try:
-            with os.scandir(directory) as listing:
-                names = [e.path for e in listing if e.is_file() and not e.name.startswith(_NOT_SCRIPTS)]
-        except OSError:
-            continue
-        for full in names:
-            try:
-                if os.access(full, os.X_OK):
-                    with open(full, "rb") as fh:
-                        heads[full] = fh.read(_HEAD_BYTES)
-            except OSError:
-                continue
-    return heads
-
-
-def _copy_scripts(
-    base: BaseInterpreter, shims: Path, search_path: str | None, heads: Mapping[str, bytes] | None = None
-) -> list[str]:
+def _copy_scripts(base: BaseInterpreter, shims: Path, search_path: str | None) -> list[str]:
     """Copy every console script of the base environment into ``shims``, run by the ``python`` on PATH.
 
     ``shims`` is shared by the run's layers and put on PATH right after a layer's ``bin``, whose
@@ -391,14 +370,9 @@ def _copy_scripts(
             try:
                 if not os.path.isfile(full) or not os.access(full, os.X_OK):
                     continue
-                head = heads.get(full) if heads is not None else None
-                if head is not None and not head.startswith(b"#!"):
-                    parsed = None  # a binary (most of PATH): read once, on the helper thread
-                else:
-                    with open(full, "rb") as fh:
-                        head = fh.read(_HEAD_BYTES)
-                        parsed = _shebang_interpreter(head)
-                        rest = parsed[2] + fh.read() if parsed is not None else b""
+                with open(full, "rb") as fh:
+                    parsed = _shebang_interpreter(fh.read(_HEAD_BYTES))
+                    rest = parsed[2] + fh.read() if parsed is not None else b""
                 if parsed is None or not _belongs_to(base, parsed[0]):
                     if index >= first_path_entry:  # on PATH: this name is someone else's program
                         taken.add(name)
@@ -470,7 +444,7 @@ async def _build_template(
         (site_packages / EDITABLES_FIRST_PTH).write_text(_EDITABLES_FIRST, encoding="utf-8")
         shims = root / "scripts"
         shims.mkdir()
-        copied = _copy_scripts(base, shims, search_path, _script_heads(search_path))
+        copied = _copy_scripts(base, shims, search_path)
         watched = tuple((d, _installed(d)) for d in base.site_dirs)
         return _Template(path, shims, _snapshot(path), watched), copied
 
