@@ -192,7 +192,7 @@ def phase_spawn(work: Path, count: int, parallel: int) -> float:
 
         async def one(k: int) -> None:
             async with gate:
-                fd = await open_log(logs / f"h{k}.log")
+                fd = open_log(logs / f"h{k}.log")
                 try:
                     outcome = await run_in_group(COMMAND, cwd=work, env=env, log_fd=fd,
                                                  deadline=loop.time() + 600, grace=1.0)  # fmt: skip
