@@ -128,6 +128,9 @@ class AgentServer:
         self._log_offset = 0
         # tmux socket paths must fit in 107 bytes, so the socket directory lives directly in /tmp.
         self._tmux_dir: str | None = None
+        # The server's TMPDIR (its file editor's history, browser-use downloads): removed by close(), so
+        # that test runs leave nothing in /tmp; short, like the tmux directory, for any socket in it.
+        self._tmp_dir: str | None = None
 
     @property
     def url(self) -> str:
@@ -150,6 +153,8 @@ class AgentServer:
         home.mkdir(parents=True, exist_ok=True)
         if self._tmux_dir is None:
             self._tmux_dir = tempfile.mkdtemp(prefix="oh-tmux-", dir="/tmp")
+        if self._tmp_dir is None:
+            self._tmp_dir = tempfile.mkdtemp(prefix="oh-tmp-", dir="/tmp")
         no_proxy = ",".join(x for x in (env.get("NO_PROXY", ""), "127.0.0.1,localhost") if x)
         env.update(
             {
@@ -165,6 +170,7 @@ class AgentServer:
                 "PYTHONUNBUFFERED": "1",
                 "HOME": str(home),
                 "TMUX_TMPDIR": self._tmux_dir,
+                "TMPDIR": self._tmp_dir,
                 "NO_PROXY": no_proxy,
                 "no_proxy": no_proxy,
                 MARKER_ENV: self.marker,
@@ -263,11 +269,13 @@ class AgentServer:
         return self.start()
 
     def close(self) -> None:
-        """stop() and remove the tmux socket directory (the scratch cwd is left for inspection)."""
+        """stop() and remove the tmux socket and temp directories (the scratch cwd is left for inspection)."""
         self.stop()
-        if self._tmux_dir is not None:
-            shutil.rmtree(self._tmux_dir, ignore_errors=True)
-            self._tmux_dir = None
+        for name in ("_tmux_dir", "_tmp_dir"):
+            directory = getattr(self, name)
+            if directory is not None:
+                shutil.rmtree(directory, ignore_errors=True)
+                setattr(self, name, None)
 
     def __enter__(self) -> AgentServer:
         return self.start()
