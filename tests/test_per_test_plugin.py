@@ -237,3 +237,19 @@ def test_collection_error_is_an_erroring_module(tmp_path: Path, project: Path) -
     proc, found, _ = _run(tmp_path, project, "tests/test_broken.py", "tests/sub")
     assert proc.returncode == 2
     assert _outcomes(found) == {"tests/test_broken.py": "error"}
+
+
+def test_the_runs_one_plugin_copy_is_rewritten_when_a_command_changed_it(tmp_path: Path) -> None:
+    from runner.engine import worktree_runner_results
+    from runner.engine.per_test import PLUGIN_MODULE, SharedPlugin
+
+    shipped = Path(worktree_runner_results.__file__).read_bytes()
+    shared = SharedPlugin(tmp_path / "run")
+    module = shared.ready() / f"{PLUGIN_MODULE}.py"
+    assert module.read_bytes() == shipped and shared.ready() == module.parent
+    module.write_bytes(b"raise SystemExit('planted')\n")  # what a hypothesis' command could do
+    shared.ready()
+    assert module.read_bytes() == shipped
+    module.unlink()
+    shared.ready()
+    assert module.read_bytes() == shipped

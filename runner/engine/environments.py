@@ -26,7 +26,7 @@ What a hypothesis gets (``isolation: venv``, the default):
 
 Everything lives below one private scratch directory per run (under ``$RUNNER_TEMP`` or the system
 temp dir). When a hypothesis finishes, its directory is compared with what it was when it was made
-(every entry's name, type, mode, owner, link target and file content): if nothing changed (the command
+(every entry's mode, owner, links, inode, size and mtime; see ``_signature``): if nothing changed (the command
 installed nothing and left nothing in its temp dir), a later hypothesis gets it as it is, byte for byte
 what a new one would hold; otherwise it is removed at once. The scratch directory goes at the end of
 the run. Download caches (pip's, uv's) are left where the user has them: they are safe to
@@ -586,7 +586,7 @@ class EnvironmentPool:
         self._templates: dict[str, asyncio.Task[_Template]] = {}
         self._publishing: list[Publish] = []  # new templates to copy to the layer cache at close()
         # Directories a finished hypothesis left exactly as made, per template, with their signature.
-        self._unused: dict[int, list[tuple[Path, _Signature]]] = {}
+        self._unused: dict[int, list[tuple[Path, tuple[str, ...], _Signature]]] = {}
         self._made = 0
         self._pythons: dict[str | None, str] = {}  # the base python found on each PATH, once per run
         self.reused = 0  # how many hypotheses got an unchanged directory (for tests and benchmarks)
@@ -622,7 +622,8 @@ class EnvironmentPool:
         """An environment for hypothesis ``index`` (``env``: its variables, for PATH).
 
         New, or one an earlier hypothesis of this run left exactly as it was made; on exit it is kept for
-        the next hypothesis if it is still unchanged, else removed.
+        the next hypothesis if it is still unchanged, else removed. Directories are named by the pool,
+        not by ``index`` (kept in the signature for its callers: layers no longer belong to one index).
         """
         if self.isolation == "none":
             yield HypothesisEnvironment()
@@ -636,7 +637,7 @@ class EnvironmentPool:
         free = self._unused.setdefault(id(template), [])
         signature: _Signature | None
         if free:
-            home, signature = free.pop()
+            home, names, signature = free.pop()
             self.reused += 1
         else:
             home = self._root() / f"{self._made:03d}"
@@ -653,6 +654,7 @@ class EnvironmentPool:
             # each hypothesis makes its own layer and starts its command before the next one's is made.
             try:
                 signature = make()
+                names = tuple(e[0] for e in signature or ())
             except OSError as exc:
                 await asyncio.shield(_remove(home))
                 raise EnvironmentSetupError(
@@ -669,9 +671,9 @@ class EnvironmentPool:
             if (
                 signature is not None
                 and self.root is not None
-                and _signature(home, tuple(e[0] for e in signature)) == signature
+                and _signature(home, names) == signature
             ):
-                free.append((home, signature))
+                free.append((home, names, signature))
             else:
                 await asyncio.shield(_remove(home))
 

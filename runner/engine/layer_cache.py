@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -34,7 +35,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MAX_ENTRIES", "LayerCache", "cache_root", "file_stamp"]
+from runner.engine.filestamp import Stamp, file_stamp
+
+__all__ = ["MAX_ENTRIES", "LayerCache", "cache_root"]
+
+logger = logging.getLogger("worktree_runner")
 
 MAX_ENTRIES = 8
 _VERSION = 1
@@ -43,18 +48,6 @@ _KEEP_IN_USE_S = 3600.0  # an entry used this recently may serve a running run: 
 _SITE_VARIABLES = ("PYTHONHOME", "PYTHONUSERBASE", "PYTHONNOUSERSITE", "PYTHONPLATLIBDIR", "HOME")
 _ELF = b"\x7fELF"
 _RECORD = "record.json"
-
-Stamp = list[int] | None
-
-
-def file_stamp(path: str | os.PathLike[str]) -> Stamp:
-    """[inode, size, mtime ns, ctime ns] of ``path`` (a last symlink not followed), or None if absent."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
-
 
 def cache_root(env: Mapping[str, str]) -> Path | None:
     """Where entries live, or None when the cache is off."""
@@ -164,12 +157,15 @@ class LayerCache:
                 "own": _tree_stamps(entry / "layer"),
             }  # fmt: skip
             (entry / _RECORD).write_text(json.dumps(record), encoding="utf-8")
-        except OSError:
+        except OSError as exc:
+            logger.warning("worktree-runner: layer cache %s not written (WORKTREE_RUNNER_LAYER_CACHE): %s",
+                           self.root, exc)  # fmt: skip
             return None
         finally:
             if staging is not None:
                 shutil.rmtree(staging, ignore_errors=True)
-        self._trim()
+        with contextlib.suppress(OSError):
+            self._trim()
         return entry
 
     def _trim(self) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.engine import worktree_runner_results as plugin
+from runner.engine.filestamp import Stamp, file_stamp
 from runner.engine.process import CommandOutcome
 
 __all__ = [
@@ -102,8 +103,9 @@ def install_plugin(directory: Path) -> Path:
 class SharedPlugin:
     """One copy of the plugin for every hypothesis of a run, checked (one ``stat``) before each use.
 
-    Its directory is the run's own: the hypotheses' report files and re-run lists go there too, and it
-    is removed when the run ends (the verdicts are in the results by then).
+    Its directory is the run's own: the module in ``plugin/`` (the only part on ``PYTHONPATH``), the
+    hypotheses' report files and re-run lists beside it; it is removed when the run ends (the verdicts
+    are in the results by then).
 
     The copy is rewritten when it is not the file we wrote (a command changed or removed it), so a
     hypothesis always loads our plugin as shipped.
@@ -111,22 +113,15 @@ class SharedPlugin:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._stamp: tuple[int, int, int, int] | None = None
+        self.plugin_dir = directory / "plugin"
+        self._stamp: Stamp = None
 
     def ready(self) -> Path:
-        target = self.directory / f"{PLUGIN_MODULE}.py"
-        if self._stamp is None or _stamp(target) != self._stamp:
-            install_plugin(self.directory)
-            self._stamp = _stamp(target)
-        return self.directory
-
-
-def _stamp(path: Path) -> tuple[int, int, int, int] | None:
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+        target = self.plugin_dir / f"{PLUGIN_MODULE}.py"
+        if self._stamp is None or file_stamp(target) != self._stamp:
+            install_plugin(self.plugin_dir)
+            self._stamp = file_stamp(target)
+        return self.plugin_dir
 
 
 def pytest_report_env(env: Mapping[str, str], plugin_dir: Path, results_file: Path) -> dict[str, str]:
@@ -324,7 +319,7 @@ class PerTestCollector:
         if shared_plugin is not None:
             # The run's own directory: nothing of an earlier run can be in it (no stale report to remove).
             self.workdir = shared_plugin.directory / workdir.name
-            self.plugin_dir = shared_plugin.directory
+            self.plugin_dir = shared_plugin.plugin_dir
         else:
             self.workdir = workdir
             self.plugin_dir = workdir / "plugin"
