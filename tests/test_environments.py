@@ -396,7 +396,8 @@ except ImportError:
     planted_seen = None
 print("SEEN", json.dumps({"venv": venv, "site": sorted(os.listdir(site)), "tmp": os.listdir(tmp),
                           "cfg_ok": "include-system-site-packages = false" in cfg, "planted": planted_seen,
-                          "bin_mode": stat.S_IMODE(os.stat(os.path.join(venv, "bin")).st_mode)}))
+                          "bin_mode": stat.S_IMODE(os.stat(os.path.join(venv, "bin")).st_mode),
+                          "inode": os.stat(venv).st_ino}))
 action = sys.argv[1]
 who = os.environ["WORKTREE_RUNNER_HYPOTHESIS"]
 if action == "plant":  # what an install does: a module in its site-packages
@@ -409,6 +410,9 @@ elif action == "chmod":
     os.chmod(os.path.join(venv, "bin"), 0o700)
 elif action == "tmp":
     open(os.path.join(tmp, "left-behind"), "w").close()
+elif action == "hold":  # keep the layer busy a while, so hypotheses run side by side
+    import time
+    time.sleep(1.0)
 """
 
 
@@ -443,3 +447,78 @@ def test_a_layer_serves_again_only_exactly_as_it_was_made(
             assert venvs[i + 1] != venvs[i], (i, action, venvs)  # changed: removed, a new one made
             assert not Path(venvs[i]).exists()
     assert list(runner_temp.iterdir()) == []
+
+
+def _spares(cache: Path) -> list[Path]:
+    return sorted(cache.glob("*/spares/*"))
+
+
+def test_a_later_run_gets_the_layers_left_unchanged_and_none_other(
+    repo: Path, tmp_path: Path, runner_temp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unchanged layers wait in the layer cache for the next run (runner/engine/spare_layers.py); one
+    changed while it waited (a module planted, a file rewritten) is removed, never given out."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("WORKTREE_RUNNER_LAYER_CACHE", str(cache))
+    probe = tmp_path / "probe.py"
+    probe.write_text(LAYER_PROBE)
+
+    def run(tag: str) -> list[dict[str, str]]:
+        config = RunnerConfig.model_validate({
+            "max-parallel": 3,
+            "hypotheses": [{"name": f"{tag}{i}", "ref": "main", "command": ["python", str(probe), "hold"]}
+                           for i in range(3)],
+        })  # fmt: skip
+        report = run_config(config, RunOptions(repo=repo, logs_dir=tmp_path / f"logs-{tag}"))
+        statuses = [r.status for r in report.results]
+        assert statuses == [Status.PASSED] * 3, [r.output_tail for r in report.results]
+        assert list(runner_temp.iterdir()) == []  # nothing left in the temp dir: the spares moved out
+        seen = _seen(report.results)
+        for s in seen:  # every hypothesis got a layer exactly as a new one
+            assert s["site"] == sorted([PARENT_PTH, EDITABLES_FIRST_PTH]) and s["tmp"] == []
+            assert s["cfg_ok"] and s["planted"] is None and s["bin_mode"] == 0o755
+        assert len({s["inode"] for s in seen}) == 3  # side by side: three layers
+        return seen
+
+    run("a")
+    spares = _spares(cache)
+    assert len(spares) == 3
+    planted, rewritten, untouched = spares
+    site = next(planted.glob("venv/lib/python*/site-packages"))
+    (site / "planted.py").write_text("WHO = 'the cache'\n")
+    cfg = rewritten / "venv" / "pyvenv.cfg"
+    text = cfg.read_text()
+    cfg.write_text(text.replace("false", "truee", 1)[: len(text)])  # same size: only the mtime tells
+    inodes = {p.name: os.stat(p / "venv").st_ino for p in spares}
+
+    seen = run("b")
+    got = {s["inode"] for s in seen}
+    assert inodes[untouched.name] in got  # the unchanged spare served
+    assert inodes[planted.name] not in got and inodes[rewritten.name] not in got
+    assert not planted.exists() and not rewritten.exists() and not untouched.exists()
+    assert len(_spares(cache)) == 3, _spares(cache)  # this run's three, unchanged, wait for the next
+
+
+def test_two_runs_never_take_the_same_spare(tmp_path: Path) -> None:
+    from runner.engine import layer_signature
+    from runner.engine.spare_layers import SpareLayers
+
+    spares = tmp_path / "spares"
+    names: tuple[str, ...] = ()
+    for i in range(4):
+        home = tmp_path / f"made{i}"
+        (home / "venv" / "bin").mkdir(parents=True)
+        (home / "tmp").mkdir()
+        layer_signature.backdate(home)
+        made = layer_signature.signature(home)
+        assert made is not None
+        names = tuple(e[0] for e in made)
+        assert SpareLayers(spares).keep(home, made)
+    first, second = SpareLayers(spares), SpareLayers(spares)  # each lists all four, then they race
+    taken: list[int] = []
+    for i in range(8):
+        got = (first if i % 2 else second).claim(tmp_path / f"run{i}", names)
+        if got is not None:
+            taken.append(os.stat(tmp_path / f"run{i}").st_ino)
+    assert len(taken) == 4 and len(set(taken)) == 4
+    assert list(spares.iterdir()) == []

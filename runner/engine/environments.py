@@ -26,11 +26,13 @@ What a hypothesis gets (``isolation: venv``, the default):
 
 Everything lives below one private scratch directory per run (under ``$RUNNER_TEMP`` or the system
 temp dir). When a hypothesis finishes, its directory is compared with what it was when it was made
-(every entry's mode, owner, links, inode, size and mtime; see ``_signature``): if nothing changed (the command
-installed nothing and left nothing in its temp dir), a later hypothesis gets it as it is, byte for byte
-what a new one would hold; otherwise it is removed at once. The scratch directory goes at the end of
-the run. Download caches (pip's, uv's) are left where the user has them: they are safe to
-share between concurrent installs, an install target is not.
+(every entry's mode, owner, links, inode, size and mtime; :mod:`runner.engine.layer_signature`): if
+nothing changed (the command installed nothing and left nothing in its temp dir), a later hypothesis
+gets it as it is, byte for byte what a new one would hold; otherwise it is removed at once. The scratch
+directory goes at the end of the run; unchanged layers are first moved beside their template in the
+layer cache, for the next run's first wave (:mod:`runner.engine.spare_layers`). Download caches
+(pip's, uv's) are left where the user has them: they are safe to share between concurrent installs, an
+install target is not.
 
 Layers are cheap: the base is probed and a *template* layer is built once per run (one
 ``python -m venv --without-pip``); each hypothesis' layer is a copy of the template with its own
@@ -50,14 +52,16 @@ import shutil
 import stat
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from runner.engine import layer_signature
 from runner.engine.layer_cache import LayerCache
+from runner.engine.layer_signature import Signature
 from runner.engine.process import run_captured
+from runner.engine.spare_layers import SpareLayers
 from runner.engine.worktrees import default_worktree_base
 
 __all__ = [
@@ -244,6 +248,16 @@ class _Template:
     scripts: Path
     entries: list[_Entry] = field(default_factory=list)
     watched: tuple[tuple[str, frozenset[str]], ...] = ()
+    spares: Path | None = None  # where layers of it wait for later runs (in its layer-cache entry)
+
+    def layer_names(self) -> tuple[str, ...]:
+        """The entries of a hypothesis' directory made from it (:func:`_make_layer`), in signature order."""
+        return tuple(sorted([".", "tmp", "venv", *(os.path.join("venv", e.relpath) for e in self.entries)]))
+
+    def relocatable(self) -> bool:
+        """Do its layers hold no path of their own (so they can be moved as they are)?"""
+        old = os.fsencode(self.path)
+        return not any(old in e.data or str(self.path) in e.target for e in self.entries)
 
     def instantiate(self, dest: Path) -> None:
         """Write a copy of the template at ``dest`` with every mention of its path re-pointed."""
@@ -403,11 +417,24 @@ def _site_packages(venv: Path) -> Path:
     return found[0]
 
 
+# pyvenv.cfg keys a layer does without: ``command`` only records how the template was made, with the
+# template's path, which would tie every layer to the place it was made (spare layers move).
+_DROPPED_CONFIG_KEYS = ("command",)
+
+
+def _drop_config_keys(config: Path) -> None:
+    lines = config.read_text(encoding="utf-8").splitlines(keepends=True)
+    keep = [line for line in lines if line.partition("=")[0].strip() not in _DROPPED_CONFIG_KEYS]
+    config.write_text("".join(keep), encoding="utf-8")
+
+
 # What makes a layer: a cached template made by other code is not trusted (runner.engine.layer_cache).
 _LAYER_CODE = (_PROBE, _MAKE_VENV, _EDITABLES_FIRST, PARENT_PTH, EDITABLES_FIRST_PTH, _SHEBANG.decode(),
-               _SHEBANG_WITH_ARGS.decode(), _PIP_FALLBACK.decode(), ",".join(_NOT_SCRIPTS))  # fmt: skip
+               _SHEBANG_WITH_ARGS.decode(), _PIP_FALLBACK.decode(), ",".join(_NOT_SCRIPTS),
+               ",".join(_DROPPED_CONFIG_KEYS))  # fmt: skip
 
-Publish = Callable[[], object]
+Publish = Callable[[], "Path | None"]  # publishes a new template; its cache entry, or None
+SPARES = "spares"  # the directory of spare layers in a template's layer-cache entry
 
 
 async def _build_template(
@@ -426,6 +453,7 @@ async def _build_template(
                 template = _Template(entry / "layer" / "template", entry / "layer" / "scripts")
                 template.entries = _snapshot(template.path)
                 template.watched = tuple((d, _installed(d)) for d in base.site_dirs)
+                template.spares = entry / SPARES
                 return template, None
             except (TypeError, KeyError, OSError):
                 pass  # an entry this version cannot read: make a new one
@@ -439,6 +467,7 @@ async def _build_template(
         # Empty until something installs headers (pip makes include/site/... then): two fewer directories
         # to make per hypothesis.
         shutil.rmtree(path / "include", ignore_errors=True)
+        _drop_config_keys(path / "pyvenv.cfg")
         site_packages = _site_packages(path)
         (site_packages / PARENT_PTH).write_text("".join(d + "\n" for d in base.site_dirs), encoding="utf-8")
         (site_packages / EDITABLES_FIRST_PTH).write_text(_EDITABLES_FIRST, encoding="utf-8")
@@ -504,47 +533,6 @@ class HypothesisEnvironment:
         return None
 
 
-# What a hypothesis' directory holds: (relative path, mode, owner, group, links, inode, size, mtime) of
-# every entry it was made with. Every mtime is set into the past when it is made (:func:`_backdate`), so
-# a write to a file gives that file a current mtime, and a creation, removal or rename in a directory
-# gives the directory one (a new entry in a new subdirectory shows in its parent); chmod and chown show
-# in mode and owner. Equal signatures mean a later hypothesis cannot tell the directory from a new one.
-_Signature = tuple[tuple[str, int, int, int, int, int, int, int], ...]
-_BACKDATE_NS = 10 * 1_000_000_000
-
-
-def _signature(root: Path, entries: tuple[str, ...] | None = None) -> _Signature | None:
-    """The signature of the tree at ``root``: of ``entries`` (paths relative to it) or, without them, of
-    everything below it. None: it cannot be read (not reusable)."""
-    if entries is None:
-        found: list[str] = ["."]
-        for dirpath, dirnames, filenames in os.walk(root):
-            rel = os.path.relpath(dirpath, root)
-            found.extend(os.path.normpath(os.path.join(rel, n)) for n in (*dirnames, *filenames))
-        entries = tuple(found)
-    try:
-        return tuple(_entry(rel, os.lstat(os.path.join(root, rel))) for rel in entries)
-    except OSError:
-        return None
-
-
-def _entry(path: str, st: os.stat_result) -> tuple[str, int, int, int, int, int, int, int]:
-    return path, st.st_mode, st.st_uid, st.st_gid, st.st_nlink, st.st_ino, st.st_size, st.st_mtime_ns
-
-
-def _backdate(root: Path) -> None:
-    """Set the mtime of everything below ``root`` (and its own) ten seconds into the past.
-
-    With coarse file-system clocks a write right after the directory was made could otherwise keep the
-    mtime it was made with; a past mtime makes any later change visible to :func:`_signature`.
-    """
-    past = time.time_ns() - _BACKDATE_NS
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in (*dirnames, *filenames):
-            os.utime(os.path.join(dirpath, name), ns=(past, past), follow_symlinks=False)
-    os.utime(root, ns=(past, past), follow_symlinks=False)
-
-
 def _installed(directory: str) -> frozenset[str]:
     try:
         return frozenset(n for n in os.listdir(directory) if n.endswith(_INSTALL_MARKS))
@@ -576,6 +564,19 @@ async def _remove(path: Path) -> None:
     _force_rmtree(path)  # what rm could not remove (read-only directories a test left behind)
 
 
+def _make_layer(template: _Template, home: Path) -> Signature | None:
+    """A new layer of ``template`` at ``home`` (with its temp dir), backdated; its signature.
+
+    Two dozen file system calls on the loop (0.5-10 ms on this machine's disk): in a first wave each
+    hypothesis makes its own layer and starts its command before the next one's is made.
+    """
+    home.mkdir()
+    template.instantiate(home / "venv")
+    (home / "tmp").mkdir()
+    layer_signature.backdate(home)
+    return layer_signature.signature(home)
+
+
 class EnvironmentPool:
     """The environments of one run: a private scratch directory, one template per base interpreter."""
 
@@ -584,12 +585,16 @@ class EnvironmentPool:
         self._base_dir = base_dir
         self.root: Path | None = None
         self._templates: dict[str, asyncio.Task[_Template]] = {}
-        self._publishing: list[Publish] = []  # new templates to copy to the layer cache at close()
+        # New templates to copy to the layer cache at close(), and the templates this run used.
+        self._publishing: list[tuple[_Template, Publish]] = []
+        self._used: dict[int, _Template] = {}
+        self._spares: dict[int, SpareLayers | None] = {}  # per template, None: it keeps none
         # Directories a finished hypothesis left exactly as made, per template, with their signature.
-        self._unused: dict[int, list[tuple[Path, tuple[str, ...], _Signature]]] = {}
+        self._unused: dict[int, list[tuple[Path, tuple[str, ...], Signature]]] = {}
         self._made = 0
         self._pythons: dict[str | None, str] = {}  # the base python found on each PATH, once per run
         self.reused = 0  # how many hypotheses got an unchanged directory (for tests and benchmarks)
+        self.spared = 0  # how many of them were left by an earlier run (spare_layers)
 
     def _root(self) -> Path:
         if self.root is None:
@@ -614,7 +619,7 @@ class EnvironmentPool:
     async def _build(self, root: Path, python: str, env: Mapping[str, str]) -> _Template:
         template, publish = await _build_template(root, python, env)
         if publish is not None:  # when the run is over (close), not while hypotheses wait
-            self._publishing.append(publish)
+            self._publishing.append((template, publish))
         return template
 
     @contextlib.asynccontextmanager
@@ -635,31 +640,28 @@ class EnvironmentPool:
                 f"{exc} (isolation: none runs without an environment of its own)"
             ) from None
         free = self._unused.setdefault(id(template), [])
-        signature: _Signature | None
+        self._used[id(template)] = template
+        signature: Signature | None
         if free:
             home, names, signature = free.pop()
             self.reused += 1
         else:
             home = self._root() / f"{self._made:03d}"
             self._made += 1
-
-            def make() -> _Signature | None:
-                home.mkdir()
-                template.instantiate(home / "venv")
-                (home / "tmp").mkdir()
-                _backdate(home)
-                return _signature(home)
-
-            # Two dozen file system calls on the loop (0.5-10 ms on this machine's disk): in a first wave
-            # each hypothesis makes its own layer and starts its command before the next one's is made.
-            try:
-                signature = make()
-                names = tuple(e[0] for e in signature or ())
-            except OSError as exc:
-                await asyncio.shield(_remove(home))
-                raise EnvironmentSetupError(
-                    f"cannot make the hypothesis' environment in {home}: {exc}"
-                ) from None
+            spares = self._spares_of(template)
+            signature = spares.claim(home, template.layer_names()) if spares is not None else None
+            if signature is not None:  # left exactly as made by an earlier run
+                self.reused += 1
+                self.spared += 1
+            else:
+                try:
+                    signature = _make_layer(template, home)
+                except OSError as exc:
+                    await asyncio.shield(_remove(home))
+                    raise EnvironmentSetupError(
+                        f"cannot make the hypothesis' environment in {home}: {exc}"
+                    ) from None
+            names = tuple(e[0] for e in signature or ())
         environment = HypothesisEnvironment(
             venv=home / "venv", tmp=home / "tmp", scripts=template.scripts, watched=template.watched
         )
@@ -671,11 +673,18 @@ class EnvironmentPool:
             if (
                 signature is not None
                 and self.root is not None
-                and _signature(home, names) == signature
+                and layer_signature.signature(home, names) == signature
             ):
                 free.append((home, names, signature))
             else:
                 await asyncio.shield(_remove(home))
+
+    def _spares_of(self, template: _Template) -> SpareLayers | None:
+        key = id(template)
+        if key not in self._spares:
+            usable = template.spares is not None and template.relocatable()
+            self._spares[key] = SpareLayers(template.spares) if template.spares and usable else None
+        return self._spares[key]
 
     async def close(self) -> None:
         """Remove the scratch directory (templates and anything left). Safe to call twice."""
@@ -684,10 +693,23 @@ class EnvironmentPool:
                 task.cancel()
         await asyncio.gather(*self._templates.values(), return_exceptions=True)
         self._templates.clear()
-        self._unused.clear()
-        for publish in self._publishing:  # before the scratch directory it copies from goes
-            publish()
+        for template, publish in self._publishing:  # before the scratch directory it copies from goes
+            entry = publish()
+            if entry is not None:
+                template.spares = entry / SPARES
         self._publishing.clear()
+        self._spares.clear()  # a template published just now has a place for spares now
+        for key, free in self._unused.items():  # moved out of the scratch directory before it goes
+            spares = self._spares_of(self._used[key])
+            if spares is not None:
+                for home, _, made in free:
+                    spares.keep(home, made)
+        self._unused.clear()
+        self._used.clear()
+        self._spares.clear()
         if self.root is not None:
             root, self.root = self.root, None
-            await _remove(root)
+            try:
+                os.rmdir(root)  # empty when every layer was kept as a spare: no `rm` to start
+            except OSError:
+                await _remove(root)
