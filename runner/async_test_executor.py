@@ -202,6 +202,9 @@ class AsyncTestExecutor:
                 while queue and self._stop_reason is None:
                     item = queue.popleft()
                     await finished.put((item, await self._run_item(item)))
+                # Nothing left to start: the layers no hypothesis changed can wait for the next run
+                # now, while other slots finish, rather than all at the end of this one.
+                self._environments.spare_unused()
             finally:
                 finished.put_nowait(None)  # this worker is done
 

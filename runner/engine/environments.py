@@ -679,6 +679,14 @@ class EnvironmentPool:
             else:
                 await asyncio.shield(_remove(home))
 
+    def spare_unused(self) -> None:
+        """Move the unchanged layers no hypothesis uses now to the layer cache, for later runs (when
+        this run will not start another hypothesis; those a move failed for stay in the scratch dir)."""
+        for key, free in self._unused.items():
+            spares = self._spares_of(self._used[key])
+            if spares is not None:
+                free[:] = [unused for unused in free if not spares.keep(unused[0], unused[2])]
+
     def _spares_of(self, template: _Template) -> SpareLayers | None:
         key = id(template)
         if key not in self._spares:
@@ -699,11 +707,7 @@ class EnvironmentPool:
                 template.spares = entry / SPARES
         self._publishing.clear()
         self._spares.clear()  # a template published just now has a place for spares now
-        for key, free in self._unused.items():  # moved out of the scratch directory before it goes
-            spares = self._spares_of(self._used[key])
-            if spares is not None:
-                for home, _, made in free:
-                    spares.keep(home, made)
+        self.spare_unused()  # moved out of the scratch directory before it goes
         self._unused.clear()
         self._used.clear()
         self._spares.clear()
