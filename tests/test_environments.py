@@ -499,6 +499,43 @@ def test_a_later_run_gets_the_layers_left_unchanged_and_none_other(
     assert len(_spares(cache)) == 3, _spares(cache)  # this run's three, unchanged, wait for the next
 
 
+def test_hypotheses_on_spare_layers_install_and_import_their_own_code(
+    tmp_path: Path, runner_temp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three layers left by one run serve the next run's first wave, where each hypothesis installs its
+    own worktree: right verdicts, each imports its own code, and every spare is used up."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("WORKTREE_RUNNER_LAYER_CACHE", str(cache))
+    monkeypatch.setenv("PATH", f"{shared_pip_trap(tmp_path)}{os.pathsep}{os.environ['PATH']}")
+    repo = make_package_repo(tmp_path, "src")
+    idle = RunnerConfig.model_validate({
+        "command": ["python", "-c", "import time; time.sleep(1)"],
+        "max-parallel": 3,
+        "hypotheses": [{"name": f"idle{i}", "ref": "main"} for i in range(3)],
+    })  # fmt: skip
+    report = run_config(idle, RunOptions(repo=repo, logs_dir=tmp_path / "logs-idle"))
+    assert [r.status for r in report.results] == [Status.PASSED] * 3
+    assert len(_spares(cache)) == 3
+    config = RunnerConfig.model_validate({
+        "setup": "pip install -e .",
+        "command": "pytest -q -s -p no:cacheprovider",
+        "max-parallel": 6,
+        "timeout": 600,
+        "hypotheses": [{"name": name, "ref": ref} for name, ref in SCENARIO],
+    })  # fmt: skip
+    report = run_config(config, RunOptions(repo=repo, logs_dir=tmp_path / "logs"))
+    statuses = {r.name: r.status for r in report.results}
+    assert statuses == {
+        name: Status.PASSED if ref == "fix-good" else Status.FAILED for name, ref in SCENARIO
+    }, [(r.name, r.status, r.error, r.output_tail[-1500:]) for r in report.results]
+    for index, (result, (name, _)) in enumerate(zip(report.results, SCENARIO, strict=True)):
+        log = Path(result.log_path or "").read_text()
+        imported = re.findall(r"^IMPORTED (\S+)$", log, flags=re.MULTILINE)
+        assert len(imported) == 1 and f"/{safe_name(index, name)}/" in imported[0], (name, imported)
+    assert _spares(cache) == []  # all three served (and, installed into, none came back)
+    assert list(runner_temp.iterdir()) == []
+
+
 def test_two_runs_never_take_the_same_spare(tmp_path: Path) -> None:
     from runner.engine import layer_signature
     from runner.engine.spare_layers import SpareLayers
