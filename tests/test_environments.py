@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runner import RunnerConfig, RunOptions, TestExecutor, run_config
+from runner import RunnerConfig, RunOptions, TestExecutionResult, TestExecutor, run_config
 from runner.config import Status
 from runner.engine.environments import EDITABLES_FIRST_PTH, PARENT_PTH
 from runner.engine.naming import safe_name
@@ -93,6 +93,31 @@ SCENARIO = [("base", "main"), ("good", "fix-good"), ("bad", "fix-bad"),
             ("good2", "fix-good"), ("bad2", "fix-bad"), ("good3", "fix-good")]  # fmt: skip
 
 
+README_CONFIG = RunnerConfig.model_validate({
+    "setup": "pip install -e .",
+    "command": "pytest -q -s -p no:cacheprovider",
+    "max-parallel": 6,
+    "timeout": 600,
+    "hypotheses": [{"name": name, "ref": ref} for name, ref in SCENARIO],
+})  # fmt: skip
+
+
+def assert_each_ran_its_own_code(results: list[TestExecutionResult]) -> None:
+    """Right verdicts for SCENARIO, and each hypothesis imported the code of its own worktree."""
+    statuses = {r.name: r.status for r in results}
+    assert statuses == {
+        name: Status.PASSED if ref == "fix-good" else Status.FAILED for name, ref in SCENARIO
+    }, [(r.name, r.status, r.error, r.output_tail[-1500:]) for r in results]
+    for index, (result, (name, ref)) in enumerate(zip(results, SCENARIO, strict=True)):
+        log = Path(result.log_path or "").read_text()
+        imported = re.findall(r"^IMPORTED (\S+)$", log, flags=re.MULTILINE)
+        assert len(imported) == 1, log[-2000:]
+        assert f"/{safe_name(index, name)}/" in imported[0], (name, imported)
+        # Only test_answer decides: the import check passed in every hypothesis.
+        expected = "2 passed" if ref == "fix-good" else "1 failed, 1 passed"
+        assert expected in log, log[-2000:]
+
+
 @pytest.mark.parametrize("layout", ["src", "flat"])
 def test_each_hypothesis_installs_and_imports_its_own_code(
     layout: str, tmp_path: Path, runner_temp: Path, monkeypatch: pytest.MonkeyPatch
@@ -101,27 +126,9 @@ def test_each_hypothesis_installs_and_imports_its_own_code(
     monkeypatch.setenv("PATH", f"{shared_pip_trap(tmp_path)}{os.pathsep}{os.environ['PATH']}")
     repo = make_package_repo(tmp_path, layout)
     before = worktree_list(repo)
-    config = RunnerConfig.model_validate({
-        "setup": "pip install -e .",
-        "command": "pytest -q -s -p no:cacheprovider",
-        "max-parallel": 6,
-        "timeout": 600,
-        "hypotheses": [{"name": name, "ref": ref} for name, ref in SCENARIO],
-    })  # fmt: skip
     for run in range(2):
-        report = run_config(config, RunOptions(repo=repo, logs_dir=tmp_path / f"logs-{run}"))
-        statuses = {r.name: r.status for r in report.results}
-        assert statuses == {
-            name: Status.PASSED if ref == "fix-good" else Status.FAILED for name, ref in SCENARIO
-        }, [(r.name, r.status, r.error, r.output_tail[-1500:]) for r in report.results]
-        for index, (result, (name, ref)) in enumerate(zip(report.results, SCENARIO, strict=True)):
-            log = Path(result.log_path or "").read_text()
-            imported = re.findall(r"^IMPORTED (\S+)$", log, flags=re.MULTILINE)
-            assert len(imported) == 1, log[-2000:]
-            assert f"/{safe_name(index, name)}/" in imported[0], (name, imported)
-            # Only test_answer decides: the import check passed in every hypothesis.
-            expected = "2 passed" if ref == "fix-good" else "1 failed, 1 passed"
-            assert expected in log, log[-2000:]
+        report = run_config(README_CONFIG, RunOptions(repo=repo, logs_dir=tmp_path / f"logs-{run}"))
+        assert_each_ran_its_own_code(report.results)
         assert list(runner_temp.iterdir()) == []  # worktrees and layers are gone
         assert worktree_list(repo) == before
 
@@ -516,22 +523,8 @@ def test_hypotheses_on_spare_layers_install_and_import_their_own_code(
     report = run_config(idle, RunOptions(repo=repo, logs_dir=tmp_path / "logs-idle"))
     assert [r.status for r in report.results] == [Status.PASSED] * 3
     assert len(_spares(cache)) == 3
-    config = RunnerConfig.model_validate({
-        "setup": "pip install -e .",
-        "command": "pytest -q -s -p no:cacheprovider",
-        "max-parallel": 6,
-        "timeout": 600,
-        "hypotheses": [{"name": name, "ref": ref} for name, ref in SCENARIO],
-    })  # fmt: skip
-    report = run_config(config, RunOptions(repo=repo, logs_dir=tmp_path / "logs"))
-    statuses = {r.name: r.status for r in report.results}
-    assert statuses == {
-        name: Status.PASSED if ref == "fix-good" else Status.FAILED for name, ref in SCENARIO
-    }, [(r.name, r.status, r.error, r.output_tail[-1500:]) for r in report.results]
-    for index, (result, (name, _)) in enumerate(zip(report.results, SCENARIO, strict=True)):
-        log = Path(result.log_path or "").read_text()
-        imported = re.findall(r"^IMPORTED (\S+)$", log, flags=re.MULTILINE)
-        assert len(imported) == 1 and f"/{safe_name(index, name)}/" in imported[0], (name, imported)
+    report = run_config(README_CONFIG, RunOptions(repo=repo, logs_dir=tmp_path / "logs"))
+    assert_each_ran_its_own_code(report.results)
     assert _spares(cache) == []  # all three served (and, installed into, none came back)
     assert list(runner_temp.iterdir()) == []
 
