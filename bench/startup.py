@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Start to first test command: a prebuilt image pulled from a registry against a cold Dockerfile build.
+"""Start to first test command: a prebuilt image from a registry, a cold Dockerfile build, the host variant.
 
-What a job pays before the action's first test command runs, measured both ways in one run:
+What a job pays before the action's first test command runs, measured the three ways in one run:
 
 * **prebuilt** (a released action.yml, ``image: docker://…``): ``docker pull`` of the released image
   from a real registry on 127.0.0.1 (Debian's ``docker-registry``, pushed with the release steps of
@@ -10,6 +10,10 @@ What a job pays before the action's first test command runs, measured both ways 
   (``docker pull`` of the released name, then ``docker run`` exactly as the runner does).
 * **cold build** (``image: Dockerfile``, every job on a hosted runner): ``docker build --no-cache`` (no
   layer cache, as on a fresh VM), then the same step.
+* **host** (the composite variant, ``host/action.yml``): its two steps as the runner runs them
+  (tests/test_host_action.py's emulation), in a fresh ``RUNNER_TEMP`` with an empty pip cache, as a
+  hosted runner's first use in a job: ``host/install.sh`` makes the private virtualenv from the
+  package index, then the entry point runs.
 
 The clock stops when the first hypothesis' command starts: it writes ``time.time()`` into the
 workspace (host and container share the clock). Also reported: the image's size on this machine's
@@ -55,6 +59,8 @@ from tests.registry_support import (  # noqa: E402
 )
 from tests.test_docker_action import action_inputs  # noqa: E402
 from tests.test_docker_image import GIT_ON_SLIM_BYTES, MB, OFFICIAL_BASE_BYTES_ESTIMATE  # noqa: E402
+from tests.test_host_action import Job, _job_env  # noqa: E402
+from tests.test_host_action import _step as host_step  # noqa: E402
 
 MARK_FILE = "first-command-at"
 
@@ -122,6 +128,31 @@ def cold_build(root: Path) -> dict[str, float]:
     return {"build_s": built - t0, "run_to_first_s": first - built, "first_command_s": first - t0}
 
 
+def host(root: Path) -> dict[str, float]:
+    """The host variant's first use in a job: install (empty pip cache), then the run step."""
+    workspace, files, runner_temp, pip_cache = (root / d for d in ("workspace", "files", "temp", "pip"))
+    for directory in (workspace, files, runner_temp, pip_cache):
+        directory.mkdir(parents=True)
+    make_check_repo(workspace)
+    (files / "step_summary").write_text("")
+    mark = workspace / MARK_FILE
+    command = json.dumps(["python", "-c", f"import time; open({str(mark)!r}, 'w').write(repr(time.time()))"])
+    inputs = action_inputs(hypotheses=f"- {{name: first, ref: HEAD, command: {command}}}", max_parallel="1")
+    job = Job(workspace, runner_temp, files, _job_env(
+        runner_temp, workspace, files, os.environ["PATH"], PIP_CACHE_DIR=str(pip_cache)
+    ))  # fmt: skip
+    t0 = time.time()
+    python, _ = job.install()
+    installed = time.time()
+    proc = job.start(host_step("run"), inputs, {"install": {"python": python}})
+    out, err = proc.communicate(timeout=600)
+    text = mark.read_text() if mark.exists() else ""
+    if not text:
+        raise RuntimeError(f"the host variant's command did not run (exit {proc.returncode}):\n{out}{err}")
+    first = float(text)
+    return {"install_s": installed - t0, "run_to_first_s": first - installed, "first_command_s": first - t0}
+
+
 def _manifest(registry: str, released: Released) -> dict[str, Any]:
     request = urllib.request.Request(
         f"http://{registry}/v2/worktree-runner/manifests/{released.digest}",
@@ -141,7 +172,7 @@ def compressed_bytes(registry: str, released: Released) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reps", type=int, default=1, help="alternated repetitions of both (default 1)")
+    parser.add_argument("--reps", type=int, default=1, help="alternated repetitions of all three (default 1)")
     args = parser.parse_args()
     binary = registry_binary()
     if binary is None:
@@ -154,7 +185,7 @@ def main() -> int:
     )
     base = base_line.split()[1]
     added = base_info.size_bytes - image_size(base)
-    rows: dict[str, list[dict[str, float]]] = {"prebuilt": [], "cold": []}
+    rows: dict[str, list[dict[str, float]]] = {"prebuilt": [], "cold": [], "host": []}
     with tempfile.TemporaryDirectory(prefix="wr-startup-") as tmp:
         root = Path(tmp)
         with local_registry(root / "registry", binary) as registry:
@@ -173,21 +204,24 @@ def main() -> int:
                          "warm_pull_s": warm["pull_s"]}
                     )  # fmt: skip
                     rows["cold"].append(cold_build(root / f"cold-{rep}"))
+                    rows["host"].append(host(root / f"host-{rep}"))
             finally:
                 forget_locally(released)
     load = os.getloadavg()[0]
     pre = statistics.median(r["first_command_s"] for r in rows["prebuilt"])
     cold = statistics.median(r["first_command_s"] for r in rows["cold"])
     print(
-        "| variant | start to first test command (s) | of which pull / build (s) | run to first command (s) |"
+        "| variant | start to first test command (s) | of which pull / build / install (s) "
+        "| run to first command (s) |"
     )
     print("| --- | ---: | ---: | ---: |")
     for name, key in (
         ("prebuilt (pull of every layer + step)", "prebuilt"),
         ("cold Dockerfile build", "cold"),
+        ("host variant (install, empty pip cache + run)", "host"),
     ):
         for r in rows[key]:
-            step = r.get("pull_s", r.get("build_s", 0.0))
+            step = r.get("pull_s", r.get("build_s", r.get("install_s", 0.0)))
             print(f"| {name} | {r['first_command_s']:.1f} | {step:.1f} | {r['run_to_first_s']:.1f} |")
     estimate = OFFICIAL_BASE_BYTES_ESTIMATE + GIT_ON_SLIM_BYTES + added
     print(
@@ -210,6 +244,8 @@ def main() -> int:
         "prebuilt_pull_s": round(statistics.median(r["pull_s"] for r in rows["prebuilt"]), 2),
         "prebuilt_warm_pull_s": round(statistics.median(r["warm_pull_s"] for r in rows["prebuilt"]), 2),
         "cold_build_s": round(statistics.median(r["build_s"] for r in rows["cold"]), 2),
+        "host_first_command_s": round(statistics.median(r["first_command_s"] for r in rows["host"]), 2),
+        "host_install_s": round(statistics.median(r["install_s"] for r in rows["host"]), 2),
         "loadavg_1m": round(load, 2),
     }))  # fmt: skip
     return 0
