@@ -690,8 +690,8 @@ class EnvironmentPool:
     def _spares_of(self, template: _Template) -> SpareLayers | None:
         key = id(template)
         if key not in self._spares:
-            usable = template.spares is not None and template.relocatable()
-            self._spares[key] = SpareLayers(template.spares) if template.spares and usable else None
+            where = template.spares
+            self._spares[key] = SpareLayers(where) if where is not None and template.relocatable() else None
         return self._spares[key]
 
     async def close(self) -> None:
