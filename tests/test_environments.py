@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -527,6 +528,35 @@ def test_hypotheses_on_spare_layers_install_and_import_their_own_code(
     assert_each_ran_its_own_code(report.results)
     assert _spares(cache) == []  # all three served (and, installed into, none came back)
     assert list(runner_temp.iterdir()) == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="needs a second file system (/dev/shm)")
+def test_a_cache_on_another_file_system_keeps_no_spares_and_leaves_nothing(
+    repo: Path, tmp_path: Path, runner_temp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spares move by rename; with the cache on another file system (a tmpfs /tmp and a disk ~/.cache, or
+    the other way round) the move fails, and the layers go with the run as before."""
+    if os.stat("/dev/shm").st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("/dev/shm is on the same file system as the test's temp dir")
+    cache = Path(tempfile.mkdtemp(prefix="wr-cache-", dir="/dev/shm"))
+    try:
+        monkeypatch.setenv("WORKTREE_RUNNER_LAYER_CACHE", str(cache))
+        probe = tmp_path / "probe.py"
+        probe.write_text(LAYER_PROBE)
+        config = RunnerConfig.model_validate({
+            "max-parallel": 2,
+            "hypotheses": [{"name": f"h{i}", "ref": "main", "command": ["python", str(probe), "none"]}
+                           for i in range(3)],
+        })  # fmt: skip
+        for run in range(2):
+            report = run_config(config, RunOptions(repo=repo, logs_dir=tmp_path / f"logs-{run}"))
+            statuses = [r.status for r in report.results]
+            assert statuses == [Status.PASSED] * 3, [r.error for r in report.results]
+            assert list(runner_temp.iterdir()) == []
+            assert _spares(cache) == []
+            assert len(list(cache.iterdir())) == 1  # the template entry is still kept (copied, not moved)
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def test_two_runs_never_take_the_same_spare(tmp_path: Path) -> None:
